@@ -1,0 +1,51 @@
+"""sqljobs: durable background jobs for FastAPI + SQLAlchemy apps, in your own database.
+
+Every job runs with its own Session, never the request's. See the README for a tour.
+"""
+
+from __future__ import annotations
+
+from .exceptions import (
+    Cancel,
+    ConfigurationError,
+    InvalidArguments,
+    JobNotFound,
+    Retry,
+    SchemaNotReady,
+    SerializationError,
+    Snooze,
+    SqljobsError,
+    StoreError,
+    TaskNotRegistered,
+)
+from .jobqueue import DrainResult, JobQueue
+from .jobs import Job, JobError, JobState
+from .registry import Task
+from .retry import Backoff
+from .schema import metadata
+from .worker import Worker
+
+__all__ = [
+    "Backoff",
+    "Cancel",
+    "ConfigurationError",
+    "DrainResult",
+    "InvalidArguments",
+    "Job",
+    "JobError",
+    "JobNotFound",
+    "JobQueue",
+    "JobState",
+    "Retry",
+    "SchemaNotReady",
+    "SerializationError",
+    "Snooze",
+    "SqljobsError",
+    "StoreError",
+    "Task",
+    "TaskNotRegistered",
+    "Worker",
+    "metadata",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,155 @@
+"""Every difference between SQLite, PostgreSQL and MariaDB/MySQL, behind capability flags.
+
+The store asks this module *what* the database can do; it never tests dialect names itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from .exceptions import ConfigurationError
+
+_MYSQL_DEADLOCK_CODES = {1205, 1213}  # lock wait timeout, deadlock found
+
+
+@dataclass(frozen=True, slots=True)
+class DialectSupport:
+    """What one database can do, as far as the job store cares."""
+
+    name: str
+    #: ``SELECT ... FOR UPDATE SKIP LOCKED``: concurrent claimers never block each other.
+    skip_locked: bool
+    #: ``UPDATE ... RETURNING``: claim in one round trip.
+    update_returning: bool
+    #: One writer at a time: transactions that write must start with ``BEGIN IMMEDIATE``.
+    single_writer: bool
+    #: Isolation used for the store's own short transactions (None = the engine's default).
+    bookkeeping_isolation: str | None
+
+
+def support_for(engine_or_conn: Engine | Connection) -> DialectSupport:
+    dialect = engine_or_conn.dialect
+    name = dialect.name
+    if name == "postgresql":
+        return DialectSupport(name, True, True, False, "READ COMMITTED")
+    if name in ("mysql", "mariadb"):
+        return DialectSupport("mysql", True, False, False, "READ COMMITTED")
+    if name == "sqlite":
+        return DialectSupport(name, False, True, True, None)
+    raise ConfigurationError(
+        f"sqljobs supports SQLite, PostgreSQL and MariaDB/MySQL; this engine is {name!r}"
+    )
+
+
+def check_server(conn: Connection) -> None:
+    """Fail fast on a server too old for what the store needs (e.g. no SKIP LOCKED)."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return
+    version = str(conn.exec_driver_sql("SELECT VERSION()").scalar_one())
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+    is_mariadb = "mariadb" in version.lower()
+    needed = (10, 6, 0) if is_mariadb else (8, 0, 1)
+    if numbers < needed:
+        product = "MariaDB" if is_mariadb else "MySQL"
+        raise ConfigurationError(
+            f"{product} {version} lacks SELECT ... FOR UPDATE SKIP LOCKED, which workers need "
+            f"to claim jobs without blocking each other: upgrade to {product} "
+            f"{'.'.join(map(str, needed))} or newer"
+        )
+
+
+def begin_write(conn: Connection) -> None:
+    """On SQLite, take the write lock now (``BEGIN IMMEDIATE``) instead of at the first write.
+
+    A deferred transaction that reads and then writes fails with "database is locked" without
+    waiting when another connection wrote in between; an immediate one waits its busy timeout.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    if getattr(dbapi_connection, "in_transaction", False):
+        return
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors worth retrying the whole transaction for: deadlocks, lock waits, busy SQLite."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    orig = error.orig
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_DEADLOCK_CODES:
+        return True
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in ("40001", "40P01", "55P03"):
+        return True
+    message = str(orig).lower()
+    return "database is locked" in message or "deadlock" in message
+
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def set_sqlite_busy_timeout(engine: Engine) -> None:
+    """Make new SQLite connections wait for the write lock instead of failing at once."""
+    if engine.dialect.name != "sqlite" or getattr(engine, "_sqljobs_busy_timeout", False):
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA busy_timeout")
+            if cursor.fetchone()[0] < SQLITE_BUSY_TIMEOUT_MS:
+                cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    engine._sqljobs_busy_timeout = True  # type: ignore[attr-defined]
+
+
+def enable_sqlite_wal(engine: Engine) -> None:
+    """WAL lets readers proceed while one connection writes; it persists in the file."""
+    if engine.dialect.name != "sqlite" or is_memory_sqlite(engine):
+        return
+    with engine.connect() as conn:
+        if str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() != "wal":
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        conn.commit()
+
+
+def is_memory_sqlite(engine: Engine) -> bool:
+    database = engine.url.database
+    return engine.dialect.name == "sqlite" and (
+        not database or database == ":memory:" or "mode=memory" in str(engine.url)
+    )
+
+
+def check_worker_engine(engine: Engine) -> None:
+    """Refuse engines a threaded worker cannot use correctly."""
+    if is_memory_sqlite(engine):
+        raise ConfigurationError(
+            "an in-memory SQLite database is private to each connection, so worker threads "
+            "would see no jobs. Use a file (sqlite:///app.db), or call jobs.drain() in tests "
+            "to run jobs in the calling thread."
+        )
+
+
+def pool_capacity(engine: Engine) -> int | None:
+    """How many connections the engine's pool can hand out at once (None: unbounded)."""
+    pool: Any = engine.pool
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", None)
+    if not callable(size) or overflow is None:
+        return None
+    if overflow < 0:
+        return None
+    return int(size()) + int(overflow)

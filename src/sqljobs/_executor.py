@@ -1,0 +1,217 @@
+"""Runs ONE claimed job in its own Session and maps what happened to an Outcome value.
+
+For a task with a session, the job's completion is written in that same session, so the
+task's writes and the completion commit together or not at all. Every other outcome is a
+value; the worker persists it in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import _dialects
+from ._arguments import to_json_value
+from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
+from ._utils import to_timedelta, utcnow
+from .exceptions import (
+    Cancel,
+    InvalidArguments,
+    JobTimeout,
+    Retry,
+    SerializationError,
+    Snooze,
+    TaskNotRegistered,
+)
+from .jobs import Job, JobError
+from .registry import DEFAULT_MAX_ATTEMPTS, Task, TaskRegistry, make_backoff
+from .store import JobStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from ._async_runner import AsyncRunner
+
+log = logging.getLogger("sqljobs.executor")
+
+_MAX_TRACEBACK = 16_000
+_MAX_MESSAGE = 2_000
+#: Errors that will fail the same way on every attempt: discard at once.
+_PERMANENT = (InvalidArguments,)
+_FALLBACK_BACKOFF = make_backoff(None)
+
+
+def error_record(job: Job, exc: BaseException) -> JobError:
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return JobError(
+        attempt=job.attempt,
+        at=utcnow(),
+        type=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
+        message=str(exc)[:_MAX_MESSAGE],
+        traceback=trace[-_MAX_TRACEBACK:],
+    )
+
+
+def map_exception(job: Job, task: Task[Any] | None, exc: BaseException) -> Outcome:
+    """Turn what a task raised into the outcome the worker will persist."""
+    if isinstance(exc, Snooze):
+        return Snoozed(run_at=utcnow() + to_timedelta(exc.delay, name="snooze delay"))
+    error = error_record(job, exc)
+    if isinstance(exc, Cancel):
+        return Cancelled(error=error)
+    max_attempts = task.max_attempts if task is not None else DEFAULT_MAX_ATTEMPTS
+    if isinstance(exc, _PERMANENT) or job.attempt >= min(job.max_attempts, max_attempts):
+        return Failed(error=error, retry_at=None)
+    if isinstance(exc, Retry) and exc.delay is not None:
+        delay = to_timedelta(exc.delay, name="retry delay")
+    else:
+        backoff = task.backoff if task is not None else _FALLBACK_BACKOFF
+        delay = backoff.delay(job.attempt)
+    return Failed(error=error, retry_at=utcnow() + delay)
+
+
+class Executor:
+    """Resolves a job's task, calls it with a fresh session, and reports an Outcome."""
+
+    def __init__(
+        self,
+        *,
+        registry: TaskRegistry,
+        store: JobStore,
+        session_factory: sessionmaker[Session],
+        async_session_factory: async_sessionmaker[AsyncSession] | None,
+        async_runner: Callable[[], AsyncRunner],
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self._session_factory = session_factory
+        self._async_session_factory = async_session_factory
+        self._async_runner = async_runner
+
+    def execute(self, job: Job) -> Outcome:
+        try:
+            task = self._registry[job.task]
+            kwargs = task.arguments.bind_stored(job.args)
+        except (TaskNotRegistered, InvalidArguments) as exc:
+            return map_exception(job, None, exc)
+        if task.is_async:
+            return self._async_runner().run(self._execute_async(task, job, kwargs))
+        if task.wants_session:
+            return self._execute_with_session(task, job, kwargs)
+        return self._execute_plain(task, job, kwargs)
+
+    def _execute_plain(self, task: Task[Any], job: Job, kwargs: dict[str, Any]) -> Outcome:
+        started = time.monotonic()
+        try:
+            result = task.func(**kwargs)
+            _check_timeout(task, started)
+            return Completed(result=to_json_value(result), persisted=False)
+        except BaseException as exc:
+            _reraise_interrupt(exc)
+            return map_exception(job, task, _describe(exc))
+
+    def _execute_with_session(self, task: Task[Any], job: Job, kwargs: dict[str, Any]) -> Outcome:
+        started = time.monotonic()
+        session = self._session_factory()
+        try:
+            if self._store.support.single_writer:
+                _dialects.begin_write(session.connection())
+            result = task.func(session=session, **kwargs)
+            _check_timeout(task, started)
+            stored = to_json_value(result)
+            if not self._store.complete(session, job, stored):
+                session.rollback()
+                return LeaseLost()
+            session.commit()
+            return Completed(result=stored, persisted=True)
+        except BaseException as exc:
+            _safely(session.rollback)
+            _reraise_interrupt(exc)
+            return map_exception(job, task, _describe(exc))
+        finally:
+            _safely(session.close)
+
+    async def _execute_async(self, task: Task[Any], job: Job, kwargs: dict[str, Any]) -> Outcome:
+        started = time.monotonic()
+        if not task.wants_session:
+            try:
+                result = await asyncio.wait_for(task.func(**kwargs), task.timeout)
+                return Completed(result=to_json_value(result), persisted=False)
+            except BaseException as exc:
+                return map_exception(job, task, _describe_async(exc, task, started))
+        if self._async_session_factory is None:  # checked when the task is registered
+            raise AssertionError("async task with a session but no async_session_factory")
+        session = self._async_session_factory()
+        try:
+            if self._store.support.single_writer:
+                connection = await session.connection()
+                await connection.run_sync(_dialects.begin_write)
+            result = await asyncio.wait_for(task.func(session=session, **kwargs), task.timeout)
+            stored = to_json_value(result)
+            completed = await session.run_sync(
+                lambda sync_session: self._store.complete(sync_session, job, stored)
+            )
+            if not completed:
+                await session.rollback()
+                return LeaseLost()
+            await session.commit()
+            return Completed(result=stored, persisted=True)
+        except BaseException as exc:
+            try:
+                await session.rollback()
+            except Exception:
+                log.warning("rollback of job %s's session failed", job.id, exc_info=True)
+            return map_exception(job, task, _describe_async(exc, task, started))
+        finally:
+            try:
+                await session.close()
+            except Exception:
+                log.warning("closing job %s's session failed", job.id, exc_info=True)
+
+
+def _check_timeout(task: Task[Any], started: float) -> None:
+    if task.timeout is not None:
+        elapsed = time.monotonic() - started
+        if elapsed > task.timeout:
+            raise JobTimeout(
+                f"task {task.name} ran {elapsed:.1f}s, over its {task.timeout:g}s timeout; its "
+                "transaction was rolled back"
+            )
+
+
+def _describe(exc: BaseException) -> BaseException:
+    if isinstance(exc, SerializationError) and "value" in str(exc):
+        return SerializationError(f"the task's return value cannot be stored: {exc}")
+    return exc
+
+
+def _describe_async(exc: BaseException, task: Task[Any], started: float) -> BaseException:
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) and task.timeout is not None:
+        elapsed = time.monotonic() - started
+        if elapsed >= task.timeout:
+            return JobTimeout(
+                f"task {task.name} was cancelled after {timedelta(seconds=task.timeout)}, its "
+                "timeout; its transaction was rolled back"
+            )
+    return _describe(exc)
+
+
+def _reraise_interrupt(exc: BaseException) -> None:
+    """Ctrl-C in the main thread (e.g. during ``drain()``) must still stop the program."""
+    if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+        raise exc
+
+
+def _safely(action: Callable[[], Any]) -> None:
+    try:
+        action()
+    except Exception:
+        log.warning("cleaning up a job session failed", exc_info=True)

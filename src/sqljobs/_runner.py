@@ -1,0 +1,88 @@
+"""claim → execute → persist for one job, shared by the threaded Worker and ``drain()``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from . import events
+from ._executor import Executor
+from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
+from .events import EventBus
+from .jobs import Job
+from .store import JobStore
+
+log = logging.getLogger("sqljobs.worker")
+
+
+class JobRunner:
+    def __init__(self, *, store: JobStore, executor: Executor, bus: EventBus) -> None:
+        self._store = store
+        self._executor = executor
+        self._bus = bus
+
+    def run(self, job: Job) -> Outcome:
+        """Execute ``job`` and store its outcome. Store errors propagate (the lease then
+        expires and the job is rescued)."""
+        self._bus.emit(events.JOB_STARTED, job=job)
+        started = time.monotonic()
+        outcome = self._executor.execute(job)
+        duration = time.monotonic() - started
+        stored = self._persist(job, outcome)
+        self._report(job, outcome if stored else LeaseLost(), duration)
+        return outcome if stored else LeaseLost()
+
+    def _persist(self, job: Job, outcome: Outcome) -> bool:
+        if isinstance(outcome, Completed):
+            if outcome.persisted:
+                return True
+            return job.id in self._store.complete_many([(job, outcome.result)])
+        if isinstance(outcome, Failed):
+            return self._store.fail(job, outcome.error, retry_at=outcome.retry_at)
+        if isinstance(outcome, Cancelled):
+            return self._store.cancel_running(job, outcome.error)
+        if isinstance(outcome, Snoozed):
+            return self._store.snooze(job, outcome.run_at)
+        return False
+
+    def _report(self, job: Job, outcome: Outcome, duration: float) -> None:
+        fields: dict[str, Any] = {
+            "job_id": job.id,
+            "task": job.task,
+            "queue": job.queue,
+            "attempt": job.attempt,
+            "duration": round(duration, 6),
+        }
+        if isinstance(outcome, Completed):
+            name, level, text = events.JOB_COMPLETED, logging.INFO, "completed"
+        elif isinstance(outcome, Failed):
+            fields["error"] = f"{outcome.error.type}: {outcome.error.message}"
+            if outcome.retry_at is None:
+                name, level, text = events.JOB_DISCARDED, logging.ERROR, "discarded"
+            else:
+                fields["retry_at"] = outcome.retry_at.isoformat()
+                name, level, text = events.JOB_FAILED, logging.WARNING, "failed, will retry"
+        elif isinstance(outcome, Cancelled):
+            name, level, text = events.JOB_CANCELLED, logging.INFO, "cancelled"
+        elif isinstance(outcome, Snoozed):
+            name, level, text = events.JOB_SNOOZED, logging.INFO, "snoozed"
+        else:
+            name, level, text = (
+                events.JOB_LEASE_LOST,
+                logging.WARNING,
+                "lost its lease (cancelled or rescued meanwhile); this attempt was rolled back",
+            )
+        fields["outcome"] = name.rsplit(".", 1)[-1]
+        log.log(
+            level,
+            "job %s (%s) attempt %s %s in %.3fs%s",
+            job.id,
+            job.task,
+            job.attempt,
+            text,
+            duration,
+            f": {fields['error']}" if "error" in fields else "",
+            extra={"sqljobs": fields},
+        )
+        self._bus.emit(name, job=job, outcome=outcome, duration=duration)

@@ -1,0 +1,91 @@
+"""The exception tree of sqljobs.
+
+Every error sqljobs raises derives from :class:`SqljobsError`. Errors that come from the
+database are :class:`StoreError` and keep the SQLAlchemy error in ``__cause__``.
+:class:`JobControl` subclasses are raised *inside* a task to steer the job; they are not
+failures and are never logged as errors.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+class SqljobsError(Exception):
+    """An error in sqljobs."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or type(self).__name__).strip())
+
+
+class ConfigurationError(SqljobsError):
+    """sqljobs is configured in a way that cannot work."""
+
+
+class TaskError(SqljobsError):
+    """A problem with a task definition or lookup."""
+
+
+class TaskNotRegistered(TaskError):
+    """A job names a task that this process does not know."""
+
+
+class TaskAlreadyRegistered(TaskError):
+    """Two tasks were registered under the same name."""
+
+
+class SerializationError(SqljobsError):
+    """Job arguments cannot be stored as JSON."""
+
+
+class InvalidArguments(SerializationError):
+    """Job arguments do not match the task's signature."""
+
+
+class StoreError(SqljobsError):
+    """The job store failed to talk to the database."""
+
+
+class JobNotFound(StoreError):
+    """No job has this id."""
+
+
+class SchemaNotReady(StoreError):
+    """The sqljobs tables are missing: call ``jobs.create_schema()`` or run your migrations."""
+
+
+class JobControl(Exception):
+    """Raised inside a task to steer its job instead of failing it."""
+
+
+class Retry(JobControl):
+    """Retry the job (after ``delay`` if given); this counts as an attempt."""
+
+    def __init__(self, delay: timedelta | float | None = None, reason: str = "") -> None:
+        super().__init__(reason or "retry requested by the task")
+        self.delay = delay
+        self.reason = reason
+
+
+class Snooze(JobControl):
+    """Run the job again after ``delay`` without counting an attempt."""
+
+    def __init__(self, delay: timedelta | float) -> None:
+        super().__init__(f"snoozed for {delay}")
+        self.delay = delay
+
+
+class Cancel(JobControl):
+    """Stop the job for good: it ends ``cancelled`` and its session is rolled back."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason or "cancelled by the task")
+        self.reason = reason
+
+
+class JobTimeout(SqljobsError):
+    """The task ran longer than its ``timeout``; its transaction was rolled back."""
+
+
+class LeaseLost(SqljobsError):
+    """The worker lost the job's lease (it expired and the job was rescued)."""

@@ -1,0 +1,201 @@
+"""Tasks and the registry that maps task names to them. No database, no threads."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._arguments import ArgumentSpec
+from ._utils import Duration, as_utc, to_seconds, to_timedelta, utcnow
+from .exceptions import ConfigurationError, TaskAlreadyRegistered, TaskNotRegistered
+from .retry import Backoff
+from .store import NewJob
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.orm import Session
+
+    from .jobqueue import JobQueue
+
+R = TypeVar("R")
+
+#: The parameter through which a task receives its own session.
+SESSION_PARAMETER = "session"
+#: Keyword names ``enqueue`` keeps for its options, so tasks cannot use them as parameters.
+ENQUEUE_OPTIONS = frozenset({"delay", "run_at", "priority", "queue"})
+DEFAULT_MAX_ATTEMPTS = 10
+
+
+class Task(Generic[R]):
+    """A function registered with a :class:`~sqljobs.JobQueue`, runnable as a durable job.
+
+    Create tasks with ``@jobs.task``; call ``.enqueue(...)`` to run one in the background.
+    Calling the task object directly runs the function now, in the caller's thread.
+
+    Example:
+        >>> @jobs.task(max_attempts=5)                                    # doctest: +SKIP
+        ... def update_record(session: Session, record_id: int) -> None:
+        ...     session.get(Record, record_id).status = "done"
+        >>> job_id = update_record.enqueue(db, record_id=42)              # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., R] | Callable[..., Awaitable[R]],
+        *,
+        owner: JobQueue,
+        name: str,
+        queue: str,
+        priority: int,
+        max_attempts: int,
+        backoff: Backoff,
+        timeout: float | None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ConfigurationError(f"task {name}: max_attempts must be at least 1")
+        parameters = inspect.signature(func).parameters
+        clashes = sorted(ENQUEUE_OPTIONS & parameters.keys())
+        if clashes:
+            raise ConfigurationError(
+                f"task {name}: parameter(s) {clashes} clash with enqueue options "
+                f"{sorted(ENQUEUE_OPTIONS)}; rename them (e.g. {clashes[0]}_value)"
+            )
+        self.func = func
+        self.owner = owner
+        self.name = name
+        self.queue = queue
+        self.priority = priority
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.timeout = timeout
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.wants_session = SESSION_PARAMETER in parameters
+        injected = frozenset({SESSION_PARAMETER}) if self.wants_session else frozenset()
+        self.arguments = ArgumentSpec(func, injected)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name!r} queue={self.queue!r}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def prepare(
+        self,
+        *,
+        delay: Duration | None = None,
+        run_at: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        **kwargs: Any,
+    ) -> NewJob:
+        """Validate arguments and options into a job row, without inserting it."""
+        return NewJob(
+            task=self.name,
+            args=self.arguments.validate(kwargs),
+            queue=queue if queue is not None else self.queue,
+            priority=priority if priority is not None else self.priority,
+            max_attempts=self.max_attempts,
+            run_at=_run_at(delay, run_at),
+        )
+
+    def enqueue(
+        self,
+        session: Session | Connection | None = None,
+        /,
+        *,
+        delay: Duration | None = None,
+        run_at: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        **kwargs: Any,
+    ) -> int:
+        """Store a job that runs this task with ``kwargs``; return its id.
+
+        With ``session``, the job is inserted in that session's transaction: it exists only if
+        the caller commits. Without, it is inserted and committed at once.
+        """
+        job = self.prepare(delay=delay, run_at=run_at, priority=priority, queue=queue, **kwargs)
+        return self.owner.enqueue_many(session, [job])[0]
+
+    async def enqueue_async(
+        self,
+        session: AsyncSession,
+        /,
+        *,
+        delay: Duration | None = None,
+        run_at: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        **kwargs: Any,
+    ) -> int:
+        """Like :meth:`enqueue`, in an ``AsyncSession``'s transaction (for async endpoints)."""
+        job = self.prepare(delay=delay, run_at=run_at, priority=priority, queue=queue, **kwargs)
+        ids = await self.owner.enqueue_many_async(session, [job])
+        return ids[0]
+
+
+def _run_at(delay: Duration | None, run_at: datetime | None) -> datetime | None:
+    if delay is not None and run_at is not None:
+        raise ValueError("pass either delay= or run_at=, not both")
+    if delay is not None:
+        return utcnow() + to_timedelta(delay, name="delay")
+    if run_at is not None:
+        return as_utc(run_at, name="run_at")
+    return None
+
+
+def timeout_seconds(timeout: Duration | None) -> float | None:
+    if timeout is None:
+        return None
+    seconds = to_seconds(timeout, name="timeout")
+    if seconds <= 0:
+        raise ConfigurationError("timeout must be positive (or None for no timeout)")
+    return seconds
+
+
+class TaskRegistry(Mapping[str, Task[Any]]):
+    """Task name → :class:`Task`. Each :class:`~sqljobs.JobQueue` owns one."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task[Any]] = {}
+
+    def add(self, task: Task[Any]) -> None:
+        existing = self._tasks.get(task.name)
+        if existing is not None and existing.func is not task.func:
+            raise TaskAlreadyRegistered(
+                f"a task named {task.name!r} is already registered; pass name= to tell them apart"
+            )
+        self._tasks[task.name] = task
+
+    def __getitem__(self, name: str) -> Task[Any]:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise TaskNotRegistered(
+                f"no task named {name!r} is registered in this process; import the module that "
+                "defines it before starting the worker"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tasks)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def queues(self) -> list[str]:
+        return sorted({task.queue for task in self._tasks.values()})
+
+    def by_queue(self, queues: Iterable[str]) -> list[Task[Any]]:
+        wanted = set(queues)
+        return [task for task in self._tasks.values() if task.queue in wanted]
+
+
+def default_task_name(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def make_backoff(value: Backoff | timedelta | float | None) -> Backoff:
+    return Backoff.coerce(value if value is not None else Backoff(base=2.0))

@@ -1,0 +1,95 @@
+"""The sqljobs tables, as SQLAlchemy Core objects on their own :data:`metadata`.
+
+Quick start: ``jobs.create_schema()`` creates them. With Alembic, add this metadata to your
+``env.py`` so autogenerate manages the tables with the rest of your schema::
+
+    import sqljobs
+    target_metadata = [Base.metadata, sqljobs.metadata]
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC with microseconds on every dialect; returns aware UTC datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=False))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"sqljobs stores aware datetimes only, got naive {value!r}")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+#: The MetaData holding every sqljobs table. Give it to Alembic next to your own.
+metadata = MetaData()
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+jobs_table = Table(
+    "sqljobs_jobs",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("queue", String(100), nullable=False),
+    Column("task", String(255), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("run_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("errors", JSON),
+    Column("result", JSON),
+    Index("ix_sqljobs_jobs_claim", "queue", "state", "priority", "run_at", "id"),
+    Index("ix_sqljobs_jobs_lease", "state", "lease_expires_at"),
+    Index("ix_sqljobs_jobs_finished", "state", "finished_at"),
+)
+
+workers_table = Table(
+    "sqljobs_workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("queues", Text, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+)

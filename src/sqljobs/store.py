@@ -1,0 +1,574 @@
+"""JobStore: the only module that issues SQL.
+
+Every method is one short transaction of its own, except the ``*_statement`` builders and
+:meth:`JobStore.enqueue`/:meth:`JobStore.complete`, which run inside a transaction the caller
+owns (the request's session, or the task's session) so that a job and its effects commit or
+roll back together.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Delete, Row, Select, Update, delete, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from . import _dialects
+from ._utils import utcnow
+from .exceptions import JobNotFound, SchemaNotReady, StoreError
+from .jobs import FINISHED_STATES, PENDING_STATES, Job, JobError, JobState
+from .schema import jobs_table, metadata, workers_table
+
+log = logging.getLogger("sqljobs.store")
+
+T = TypeVar("T")
+_jobs = jobs_table
+_workers = workers_table
+_PENDING = sorted(state.value for state in PENDING_STATES)
+_FINISHED = sorted(state.value for state in FINISHED_STATES)
+#: Failed attempts kept on a row; older ones are dropped so a row never grows without bound.
+MAX_ERRORS_KEPT = 20
+_TRANSIENT_RETRIES = 6
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A row to insert, already validated."""
+
+    task: str
+    args: dict[str, Any]
+    queue: str
+    priority: int
+    max_attempts: int
+    run_at: datetime | None = None
+
+    def values(self, now: datetime) -> dict[str, Any]:
+        run_at = self.run_at or now
+        return {
+            "task": self.task,
+            "args": self.args,
+            "queue": self.queue,
+            "priority": self.priority,
+            "max_attempts": self.max_attempts,
+            "attempt": 0,
+            "state": (JobState.SCHEDULED if run_at > now else JobState.AVAILABLE).value,
+            "run_at": run_at,
+            "created_at": now,
+            "errors": [],
+        }
+
+
+def row_to_job(row: Row[Any] | Mapping[str, Any]) -> Job:
+    data: Mapping[str, Any] = row._mapping if isinstance(row, Row) else row  # type: ignore[assignment]
+    errors = data.get("errors") or []
+    return Job(
+        id=int(data["id"]),
+        task=data["task"],
+        queue=data["queue"],
+        args=data["args"],
+        state=JobState(data["state"]),
+        priority=int(data["priority"]),
+        attempt=int(data["attempt"]),
+        max_attempts=int(data["max_attempts"]),
+        run_at=data["run_at"],
+        created_at=data["created_at"],
+        started_at=data.get("started_at"),
+        finished_at=data.get("finished_at"),
+        lease_owner=data.get("lease_owner"),
+        lease_expires_at=data.get("lease_expires_at"),
+        result=data.get("result"),
+        errors=tuple(JobError.from_json(e) for e in errors if isinstance(e, dict)),
+    )
+
+
+def _owned_by(job: Job) -> Any:
+    """The condition under which a worker may still write a job's outcome: it holds the lease."""
+    return (
+        (_jobs.c.id == job.id)
+        & (_jobs.c.state == JobState.RUNNING.value)
+        & (_jobs.c.lease_owner == job.lease_owner)
+        & (_jobs.c.attempt == job.attempt)
+    )
+
+
+def _errors_with(job: Job, error: JobError) -> list[dict[str, Any]]:
+    kept = [e.to_json() for e in job.errors] + [error.to_json()]
+    return kept[-MAX_ERRORS_KEPT:]
+
+
+class JobStore:
+    """Reads and writes the sqljobs tables through one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.support = _dialects.support_for(engine)
+        self._bookkeeping_engine = (
+            engine.execution_options(isolation_level=self.support.bookkeeping_isolation)
+            if self.support.bookkeeping_isolation
+            and engine.dialect.name != "postgresql"  # already PostgreSQL's default
+            else engine
+        )
+
+    def __repr__(self) -> str:
+        return f"JobStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    # -- schema --------------------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        """Create the sqljobs tables and indexes if they do not exist."""
+        _dialects.enable_sqlite_wal(self.engine)
+        try:
+            metadata.create_all(self.engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not create the sqljobs tables: {exc}") from exc
+
+    def drop_schema(self) -> None:
+        metadata.drop_all(self.engine, checkfirst=True)
+
+    def check_ready(self) -> None:
+        """Check the server version and that the tables exist; raise a clear error if not."""
+        with self.engine.connect() as conn:
+            _dialects.check_server(conn)
+        _dialects.enable_sqlite_wal(self.engine)
+        self.run(lambda conn: conn.execute(select(_jobs.c.id).limit(1)).all())
+
+    # -- transactions --------------------------------------------------------------------
+
+    def run(self, work: Callable[[Connection], T], *, what: str = "job store") -> T:
+        """Run ``work`` in its own short transaction, retrying deadlocks and busy errors."""
+        for attempt in range(1, _TRANSIENT_RETRIES + 1):
+            try:
+                with self._bookkeeping_engine.connect() as conn:
+                    _dialects.begin_write(conn)
+                    result = work(conn)
+                    conn.commit()
+                    return result
+            except DBAPIError as exc:
+                if _dialects.is_transient(exc) and attempt < _TRANSIENT_RETRIES:
+                    time.sleep(min(0.01 * 2**attempt, 0.5))
+                    continue
+                raise self.wrap(exc, what) from exc
+            except SQLAlchemyError as exc:
+                raise self.wrap(exc, what) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def wrap(exc: SQLAlchemyError, what: str) -> StoreError:
+        message = str(getattr(exc, "orig", exc)).lower()
+        if "sqljobs_" in message and (
+            "no such table" in message or "does not exist" in message or "doesn't exist" in message
+        ):
+            return SchemaNotReady()
+        return StoreError(f"{what} failed: {exc}")
+
+    # -- enqueue -------------------------------------------------------------------------
+
+    def insert_statement(self) -> Any:
+        return insert(_jobs)
+
+    def enqueue(
+        self, executor: Session | Connection | None, new_jobs: Sequence[NewJob]
+    ) -> list[int]:
+        """Insert jobs; in ``executor``'s transaction if given, else in one of its own."""
+        if not new_jobs:
+            return []
+        now = utcnow()
+        rows = [job.values(now) for job in new_jobs]
+
+        def insert_rows(target: Session | Connection) -> list[int]:
+            if len(rows) == 1:
+                result: Any = target.execute(insert(_jobs).values(rows[0]))
+                return [int(result.inserted_primary_key[0])]
+            dialect = self.engine.dialect
+            if dialect.insert_executemany_returning_sort_by_parameter_order:
+                statement = insert(_jobs).returning(_jobs.c.id, sort_by_parameter_order=True)
+                return [int(i) for i in target.execute(statement, rows).scalars()]
+            inserted: list[Any] = [target.execute(insert(_jobs).values(r)) for r in rows]
+            return [int(result.inserted_primary_key[0]) for result in inserted]
+
+        if executor is None:
+            return self.run(insert_rows, what="enqueue")
+        try:
+            return insert_rows(executor)
+        except SQLAlchemyError as exc:
+            raise self.wrap(exc, "enqueue") from exc
+
+    # -- claim ---------------------------------------------------------------------------
+
+    def _claimable(
+        self, queues: Sequence[str], due: datetime, limit: int, ids: Sequence[int] | None
+    ) -> Select[Any]:
+        query = (
+            select(_jobs.c.id)
+            .where(_jobs.c.queue.in_(queues))
+            .where(_jobs.c.state.in_(_PENDING))
+            .where(_jobs.c.run_at <= due)
+            .order_by(_jobs.c.priority, _jobs.c.run_at, _jobs.c.id)
+            .limit(limit)
+        )
+        if ids is not None:
+            query = query.where(_jobs.c.id.in_(ids))
+        if self.support.skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        return query
+
+    def claim(
+        self,
+        *,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease: timedelta,
+        ids: Sequence[int] | None = None,
+        until: datetime | None = None,
+    ) -> list[Job]:
+        """Take up to ``limit`` jobs due by ``until`` (default: now) for ``worker_id``.
+
+        No two workers ever get the same job: PostgreSQL and MariaDB skip rows another
+        claimer has locked; SQLite claims under its single write lock.
+        """
+        if limit <= 0 or not queues:
+            return []
+
+        def work(conn: Connection) -> list[Job]:
+            now = utcnow()
+            due = until or now
+            running = {
+                "state": JobState.RUNNING.value,
+                "attempt": _jobs.c.attempt + 1,
+                "started_at": now,
+                "lease_owner": worker_id,
+                "lease_expires_at": now + lease,
+            }
+            if self.support.update_returning:
+                statement = (
+                    update(_jobs)
+                    .where(_jobs.c.id.in_(self._claimable(queues, due, limit, ids)))
+                    .values(running)
+                    .returning(*_jobs.c)
+                )
+                claimed = [row_to_job(r) for r in conn.execute(statement)]
+            else:
+                chosen = list(conn.execute(self._claimable(queues, due, limit, ids)).scalars())
+                if not chosen:
+                    return []
+                conn.execute(update(_jobs).where(_jobs.c.id.in_(chosen)).values(running))
+                claimed = [
+                    row_to_job(r) for r in conn.execute(select(_jobs).where(_jobs.c.id.in_(chosen)))
+                ]
+            claimed.sort(key=lambda j: (j.priority, j.run_at, j.id))
+            return claimed
+
+        return self.run(work, what="claim")
+
+    # -- outcomes ------------------------------------------------------------------------
+
+    def complete_statement(self, job: Job, result: Any) -> Update:
+        return (
+            update(_jobs)
+            .where(_owned_by(job))
+            .values(
+                state=JobState.COMPLETED.value,
+                finished_at=utcnow(),
+                lease_owner=None,
+                lease_expires_at=None,
+                result=result,
+            )
+        )
+
+    def complete(self, executor: Session | Connection, job: Job, result: Any) -> bool:
+        """Mark ``job`` completed inside the caller's transaction. False: the lease was lost."""
+        outcome: Any = executor.execute(self.complete_statement(job, result))
+        return bool(outcome.rowcount == 1)
+
+    def complete_many(self, done: Sequence[tuple[Job, Any]]) -> set[int]:
+        """Complete jobs whose task had no session, in one transaction; returns those stored."""
+
+        def work(conn: Connection) -> set[int]:
+            return {job.id for job, result in done if self.complete(conn, job, result)}
+
+        return self.run(work, what="complete")
+
+    def _set_outcome(self, job: Job, values: dict[str, Any], what: str) -> bool:
+        def work(conn: Connection) -> bool:
+            outcome: Any = conn.execute(update(_jobs).where(_owned_by(job)).values(values))
+            return bool(outcome.rowcount == 1)
+
+        return self.run(work, what=what)
+
+    def fail(self, job: Job, error: JobError, *, retry_at: datetime | None) -> bool:
+        """Record a failed attempt; schedule a retry at ``retry_at`` or discard the job."""
+        values: dict[str, Any] = {
+            "errors": _errors_with(job, error),
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if retry_at is None:
+            values.update(state=JobState.DISCARDED.value, finished_at=error.at)
+        else:
+            values.update(state=JobState.RETRYABLE.value, run_at=retry_at)
+        return self._set_outcome(job, values, "fail")
+
+    def snooze(self, job: Job, run_at: datetime) -> bool:
+        """Put the job back for ``run_at`` without counting the attempt."""
+        values = {
+            "state": JobState.SCHEDULED.value,
+            "attempt": _jobs.c.attempt - 1,
+            "run_at": run_at,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        return self._set_outcome(job, values, "snooze")
+
+    def cancel_running(self, job: Job, error: JobError) -> bool:
+        values = {
+            "state": JobState.CANCELLED.value,
+            "finished_at": error.at,
+            "errors": _errors_with(job, error),
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        return self._set_outcome(job, values, "cancel")
+
+    def release(self, jobs: Iterable[Job]) -> int:
+        """Give running jobs back to the queue at shutdown; the attempt is not counted."""
+        owned = list(jobs)
+
+        def work(conn: Connection) -> int:
+            released = 0
+            for job in owned:
+                outcome: Any = conn.execute(
+                    update(_jobs)
+                    .where(_owned_by(job))
+                    .values(
+                        state=JobState.AVAILABLE.value,
+                        attempt=_jobs.c.attempt - 1,
+                        run_at=utcnow(),
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                )
+                released += outcome.rowcount
+            return released
+
+        return self.run(work, what="release") if owned else 0
+
+    # -- leases --------------------------------------------------------------------------
+
+    def heartbeat(self, *, worker_id: str, job_ids: Sequence[int], lease: timedelta) -> None:
+        """Extend the leases of the worker's running jobs and mark the worker alive."""
+
+        def work(conn: Connection) -> None:
+            now = utcnow()
+            if job_ids:
+                conn.execute(
+                    update(_jobs)
+                    .where(_jobs.c.id.in_(job_ids))
+                    .where(_jobs.c.lease_owner == worker_id)
+                    .where(_jobs.c.state == JobState.RUNNING.value)
+                    .values(lease_expires_at=now + lease)
+                )
+            conn.execute(
+                update(_workers).where(_workers.c.id == worker_id).values(heartbeat_at=now)
+            )
+
+        self.run(work, what="heartbeat")
+
+    def rescue(self, *, limit: int = 100) -> list[int]:
+        """Requeue running jobs whose lease expired (their worker died); counts the attempt."""
+
+        def work(conn: Connection) -> list[int]:
+            now = utcnow()
+            query = (
+                select(_jobs)
+                .where(_jobs.c.state == JobState.RUNNING.value)
+                .where(_jobs.c.lease_expires_at < now)
+                .order_by(_jobs.c.lease_expires_at)
+                .limit(limit)
+            )
+            if self.support.skip_locked:
+                query = query.with_for_update(skip_locked=True)
+            rescued = []
+            for job in (row_to_job(r) for r in conn.execute(query)):
+                error = JobError(
+                    attempt=job.attempt,
+                    at=now,
+                    type="LeaseExpired",
+                    message=f"worker {job.lease_owner} stopped renewing its lease (it died or "
+                    "hung); the job was rescued",
+                    traceback="",
+                )
+                final = job.attempt >= job.max_attempts
+                values: dict[str, Any] = {
+                    "state": (JobState.DISCARDED if final else JobState.RETRYABLE).value,
+                    "errors": _errors_with(job, error),
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "run_at": now,
+                }
+                if final:
+                    values["finished_at"] = now
+                conn.execute(update(_jobs).where(_owned_by(job)).values(values))
+                rescued.append(job.id)
+            return rescued
+
+        return self.run(work, what="rescue")
+
+    # -- workers -------------------------------------------------------------------------
+
+    def register_worker(
+        self, *, worker_id: str, hostname: str, pid: int, queues: Sequence[str], concurrency: int
+    ) -> None:
+        def work(conn: Connection) -> None:
+            now = utcnow()
+            conn.execute(
+                insert(_workers).values(
+                    id=worker_id,
+                    hostname=hostname,
+                    pid=pid,
+                    queues=",".join(queues),
+                    concurrency=concurrency,
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            )
+
+        self.run(work, what="register worker")
+
+    def unregister_worker(self, worker_id: str) -> None:
+        self.run(
+            lambda conn: conn.execute(delete(_workers).where(_workers.c.id == worker_id)),
+            what="unregister worker",
+        )
+
+    def prune_workers(self, *, silent_for: timedelta) -> int:
+        statement = delete(_workers).where(_workers.c.heartbeat_at < utcnow() - silent_for)
+        return self._rowcount(statement, "prune workers")
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        def work(conn: Connection) -> list[dict[str, Any]]:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(select(_workers).order_by(_workers.c.started_at))
+            ]
+
+        return self.run(work, what="list workers")
+
+    # -- inspection and administration ---------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        def work(conn: Connection) -> Job:
+            row = conn.execute(select(_jobs).where(_jobs.c.id == job_id)).first()
+            if row is None:
+                raise JobNotFound(f"no job with id {job_id}")
+            return row_to_job(row)
+
+        return self.run(work, what="get job")
+
+    def list_jobs(
+        self,
+        *,
+        states: Iterable[JobState | str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        query = select(_jobs).order_by(_jobs.c.id.desc()).limit(limit).offset(offset)
+        if states is not None:
+            query = query.where(_jobs.c.state.in_([JobState(s).value for s in states]))
+        if queue is not None:
+            query = query.where(_jobs.c.queue == queue)
+        if task is not None:
+            query = query.where(_jobs.c.task == task)
+        return self.run(lambda conn: [row_to_job(r) for r in conn.execute(query)], what="list jobs")
+
+    def count_by_state(self) -> dict[tuple[str, JobState], int]:
+        query = select(_jobs.c.queue, _jobs.c.state, func.count()).group_by(
+            _jobs.c.queue, _jobs.c.state
+        )
+        return self.run(
+            lambda conn: {(q, JobState(s)): int(n) for q, s, n in conn.execute(query)},
+            what="count jobs",
+        )
+
+    def retry(self, job_id: int) -> Job:
+        """Make a finished or waiting job run again now (one more attempt if it used them all)."""
+
+        def work(conn: Connection) -> Job:
+            job = self._locked(conn, job_id)
+            if job.state is JobState.RUNNING:
+                raise StoreError(f"job {job_id} is running; wait for it to finish")
+            conn.execute(
+                update(_jobs)
+                .where(_jobs.c.id == job_id)
+                .values(
+                    state=JobState.AVAILABLE.value,
+                    run_at=utcnow(),
+                    finished_at=None,
+                    max_attempts=max(job.max_attempts, job.attempt + 1),
+                )
+            )
+            return job
+
+        self.run(work, what="retry")
+        return self.get(job_id)
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a job. A pending job never starts; a running job can no longer commit."""
+
+        def work(conn: Connection) -> None:
+            job = self._locked(conn, job_id)
+            if job.state.is_finished:
+                return
+            conn.execute(
+                update(_jobs)
+                .where(_jobs.c.id == job_id)
+                .values(
+                    state=JobState.CANCELLED.value,
+                    finished_at=utcnow(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+
+        self.run(work, what="cancel")
+        return self.get(job_id)
+
+    def _locked(self, conn: Connection, job_id: int) -> Job:
+        query = select(_jobs).where(_jobs.c.id == job_id)
+        if self.support.skip_locked:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return row_to_job(row)
+
+    def prune(
+        self, *, older_than: timedelta, states: Iterable[JobState | str] | None = None
+    ) -> int:
+        """Delete finished jobs that finished more than ``older_than`` ago."""
+        chosen = [JobState(s).value for s in states] if states is not None else _FINISHED
+        unfinished = set(chosen) - set(_FINISHED)
+        if unfinished:
+            raise ValueError(f"only finished jobs can be pruned, not {sorted(unfinished)}")
+        statement = (
+            delete(_jobs)
+            .where(_jobs.c.state.in_(chosen))
+            .where(_jobs.c.finished_at < utcnow() - older_than)
+        )
+        return self._rowcount(statement, "prune")
+
+    def _rowcount(self, statement: Delete | Update, what: str) -> int:
+        def work(conn: Connection) -> int:
+            outcome: Any = conn.execute(statement)
+            return int(outcome.rowcount)
+
+        return self.run(work, what=what)

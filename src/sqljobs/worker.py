@@ -1,0 +1,359 @@
+"""Worker: one claimer thread feeding a fixed pool of executor threads, plus a heartbeat.
+
+The claimer takes only as many jobs as there are free slots, so a worker never holds more
+than ``concurrency`` jobs or ``concurrency + 2`` database connections. The heartbeat thread
+renews the leases of running jobs and rescues jobs whose lease expired elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue as _queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import _dialects, events
+from ._maintenance import Maintenance
+from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome
+from ._utils import Duration, to_seconds, to_timedelta
+from .exceptions import ConfigurationError, StoreError
+from .jobs import Job
+
+if TYPE_CHECKING:
+    from .jobqueue import JobQueue
+
+log = logging.getLogger("sqljobs.worker")
+
+#: Connections a worker uses besides its executors: the claimer and the heartbeat.
+OWN_CONNECTIONS = 2
+
+
+@dataclass
+class _Running:
+    job: Job
+    started: float
+    deadline: float | None
+
+
+@dataclass
+class WorkerStats:
+    """Counters of one worker since it started."""
+
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    discarded: int = 0
+    cancelled: int = 0
+    lease_lost: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class Worker:
+    """Runs jobs from ``queues`` with ``concurrency`` threads until :meth:`stop`.
+
+    Example:
+        >>> worker = jobs.worker(concurrency=4)                   # doctest: +SKIP
+        >>> worker.start()                                        # doctest: +SKIP
+        >>> ...
+        >>> worker.stop(grace=30)  # finish running jobs, release the rest  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        jobs: JobQueue,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int = 4,
+        poll_interval: Duration = 0.5,
+        lease: Duration = 30.0,
+        heartbeat_interval: Duration | None = None,
+        rescue_interval: Duration | None = None,
+        grace: Duration = 30.0,
+        name: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+        self.jobs = jobs
+        self.queues = list(queues) if queues else jobs.registry.queues() or ["default"]
+        self.concurrency = concurrency
+        self.poll_interval = to_seconds(poll_interval, name="poll_interval")
+        self.lease = to_timedelta(lease, name="lease")
+        lease_seconds = self.lease.total_seconds()
+        self.heartbeat_interval = to_seconds(
+            heartbeat_interval if heartbeat_interval is not None else lease_seconds / 3,
+            name="heartbeat_interval",
+        )
+        if self.heartbeat_interval >= lease_seconds:
+            raise ConfigurationError(
+                f"heartbeat_interval ({self.heartbeat_interval}s) must be shorter than the "
+                f"lease ({lease_seconds}s), or running jobs would be rescued while alive"
+            )
+        self.rescue_interval = to_seconds(
+            rescue_interval if rescue_interval is not None else max(lease_seconds / 2, 0.1),
+            name="rescue_interval",
+        )
+        self.grace = to_seconds(grace, name="grace")
+        self.id = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stats = WorkerStats()
+        self._store = jobs.store
+        self._runner = jobs.runner
+        self._bus = jobs.events
+        self._slots = threading.Semaphore(concurrency)
+        self._inbox: _queue.Queue[Job | None] = _queue.Queue()
+        self._running: dict[int, _Running] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._wakeup = threading.Event()
+        self._idle = threading.Condition(self._lock)
+        self._threads: list[threading.Thread] = []
+        self._heartbeat_stop = threading.Event()
+        self._maintenance = Maintenance(self._store, bus=self._bus)
+        self._started = False
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.id} queues={self.queues} concurrency={self.concurrency}>"
+
+    def __enter__(self) -> Worker:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Refuse settings that cannot work, before taking any job."""
+        engine = self._store.engine
+        _dialects.check_worker_engine(engine)
+        needed = self.concurrency + OWN_CONNECTIONS
+        capacity = _dialects.pool_capacity(engine)
+        if capacity is not None and capacity < needed:
+            raise ConfigurationError(
+                f"concurrency={self.concurrency} needs up to {needed} connections "
+                f"({self.concurrency} job sessions + {OWN_CONNECTIONS} for claiming and "
+                f"heartbeats), but the engine's pool holds at most {capacity} "
+                "(pool_size + max_overflow). Lower concurrency, or raise pool_size/max_overflow "
+                "in create_engine(...); an app serving requests from the same engine needs "
+                "room for those too."
+            )
+        async_factory = self.jobs.async_session_factory
+        if async_factory is not None and any(
+            t.is_async and t.wants_session for t in self.jobs.registry.by_queue(self.queues)
+        ):
+            async_engine = async_factory.kw.get("bind")
+            if async_engine is not None:
+                async_capacity = _dialects.pool_capacity(async_engine.sync_engine)
+                if async_capacity is not None and async_capacity < self.concurrency:
+                    raise ConfigurationError(
+                        f"concurrency={self.concurrency} async job sessions need up to "
+                        f"{self.concurrency} connections, but the async engine's pool holds at "
+                        f"most {async_capacity}; lower concurrency or grow that pool"
+                    )
+        self._store.check_ready()
+
+    def start(self) -> None:
+        """Check the configuration, register the worker and start its threads."""
+        if self._started:
+            raise RuntimeError("this worker was already started; create a new one")
+        self.check()
+        self._started = True
+        self._store.register_worker(
+            worker_id=self.id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.queues,
+            concurrency=self.concurrency,
+        )
+        for index in range(self.concurrency):
+            self._spawn(self._slot_loop, f"sqljobs-executor-{index}")
+        self._spawn(self._heartbeat_loop, "sqljobs-heartbeat")
+        self._spawn(self._claim_loop, "sqljobs-claimer")
+        self.jobs.attach(self)
+        self._bus.emit(events.WORKER_STARTED, worker=self)
+        log.info(
+            "worker %s started: queues=%s concurrency=%d", self.id, self.queues, self.concurrency
+        )
+
+    def _spawn(self, target: object, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads.append(thread)
+
+    def notify(self) -> None:
+        """Wake the claimer now (new jobs were committed) instead of at the next poll."""
+        self._wakeup.set()
+
+    @property
+    def running_jobs(self) -> list[Job]:
+        with self._lock:
+            return [entry.job for entry in self._running.values()]
+
+    def stop(self, grace: Duration | None = None) -> None:
+        """Stop claiming, let running jobs finish within ``grace`` seconds, then give the
+        rest back to the queue. Their sessions can then no longer commit."""
+        if not self._started or self._stopping.is_set():
+            return
+        wait = self.grace if grace is None else to_seconds(grace, name="grace")
+        log.info(
+            "worker %s stopping: waiting up to %.1fs for %d running job(s)",
+            self.id,
+            wait,
+            len(self._running),
+        )
+        self._stopping.set()
+        self._wakeup.set()
+        deadline = time.monotonic() + wait
+        with self._idle:
+            while self._running or not self._inbox.empty():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._idle.wait(timeout=remaining)
+            leftover = [entry.job for entry in self._running.values()]
+        if leftover:
+            try:
+                released = self._store.release(leftover)
+                log.warning(
+                    "worker %s released %d job(s) still running after %.1fs",
+                    self.id,
+                    released,
+                    wait,
+                )
+            except StoreError:
+                log.exception(
+                    "could not release jobs; they will be rescued when their lease expires"
+                )
+        for _ in range(self.concurrency):
+            self._inbox.put(None)
+        self._heartbeat_stop.set()
+        for thread in self._threads:
+            if thread.name.startswith("sqljobs-executor") and leftover:
+                continue  # may be stuck in a task that never returns; it is a daemon thread
+            thread.join(timeout=5)
+        try:
+            self._store.unregister_worker(self.id)
+        except StoreError:
+            log.warning("could not unregister worker %s", self.id, exc_info=True)
+        self.jobs.detach(self)
+        self._bus.emit(events.WORKER_STOPPED, worker=self)
+        log.info("worker %s stopped", self.id)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no job is running or queued inside this worker."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            while self._running or not self._inbox.empty():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._idle.wait(timeout=remaining)
+        return True
+
+    # -- threads -------------------------------------------------------------------------
+
+    def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            if not self._slots.acquire(timeout=self.poll_interval):
+                continue
+            free = 1
+            while free < self.concurrency and self._slots.acquire(blocking=False):
+                free += 1
+            if self._stopping.is_set():
+                self._release_slots(free)
+                break
+            self._wakeup.clear()
+            try:
+                claimed = self._store.claim(
+                    worker_id=self.id, queues=self.queues, limit=free, lease=self.lease
+                )
+                failures = 0
+            except StoreError as exc:
+                self._release_slots(free)
+                failures += 1
+                pause = min(self.poll_interval * 2**failures, 30.0)
+                log.error("claiming jobs failed (%s); retrying in %.1fs", exc, pause)
+                self._bus.emit(events.WORKER_ERROR, worker=self, error=exc)
+                self._stopping.wait(pause)
+                continue
+            self._release_slots(free - len(claimed))
+            now = time.monotonic()
+            with self._lock:
+                for job in claimed:
+                    task = self.jobs.registry.get(job.task)
+                    timeout = task.timeout if task is not None else None
+                    self._running[job.id] = _Running(job, now, now + timeout if timeout else None)
+            for job in claimed:
+                self.stats.claimed += 1
+                self._inbox.put(job)
+            if not claimed:
+                self._wakeup.wait(self.poll_interval)
+
+    def _release_slots(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
+
+    def _slot_loop(self) -> None:
+        while True:
+            job = self._inbox.get()
+            if job is None:
+                return
+            try:
+                self._count(self._runner.run(job))
+            except StoreError as exc:
+                log.error(
+                    "job %s: storing its outcome failed (%s); it will be rescued when its "
+                    "lease expires",
+                    job.id,
+                    exc,
+                )
+                self._bus.emit(events.WORKER_ERROR, worker=self, error=exc)
+            except BaseException:
+                log.exception("job %s: unexpected error in the worker", job.id)
+            finally:
+                with self._idle:
+                    self._running.pop(job.id, None)
+                    self._idle.notify_all()
+                self._slots.release()
+
+    def _count(self, outcome: Outcome) -> None:
+        with self._lock:
+            if isinstance(outcome, Completed):
+                self.stats.completed += 1
+            elif isinstance(outcome, Failed):
+                if outcome.retry_at is None:
+                    self.stats.discarded += 1
+                else:
+                    self.stats.failed += 1
+            elif isinstance(outcome, Cancelled):
+                self.stats.cancelled += 1
+            elif isinstance(outcome, LeaseLost):
+                self.stats.lease_lost += 1
+
+    def _heartbeat_loop(self) -> None:
+        next_rescue = time.monotonic() + self.rescue_interval
+        while not self._heartbeat_stop.wait(self.heartbeat_interval):
+            now = time.monotonic()
+            with self._lock:
+                # A job past its timeout is not renewed: if its thread hangs for good, the
+                # lease runs out and another worker (or this one) rescues the job.
+                renew = [
+                    job_id
+                    for job_id, entry in self._running.items()
+                    if entry.deadline is None or now < entry.deadline + self.lease.total_seconds()
+                ]
+            try:
+                self._store.heartbeat(worker_id=self.id, job_ids=renew, lease=self.lease)
+                if now >= next_rescue:
+                    next_rescue = now + self.rescue_interval
+                    self._maintenance.run_once(lease=self.lease)
+            except StoreError as exc:
+                log.error("heartbeat failed (%s); will try again", exc)
+                self._bus.emit(events.WORKER_ERROR, worker=self, error=exc)
