@@ -1,0 +1,121 @@
+"""Fixtures: an engine on each database (SQLite always; PostgreSQL and MariaDB from the
+machine's servers), a fresh schema per test, and a JobQueue on it.
+
+Locally an unreachable PostgreSQL or MariaDB skips its tests; under CI=true it fails them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, Integer, String, create_engine
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+import sqljobs
+from tests import databases
+
+DIALECTS = ["sqlite", "postgresql", "mariadb"]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Counter(Base):
+    """A row jobs increment, to count effects exactly."""
+
+    __tablename__ = "test_counters"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Record(Base):
+    __tablename__ = "test_records"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(50), default="new")
+
+
+_server_urls: dict[str, URL | BaseException] = {}
+
+
+def server_database(kind: str) -> URL:
+    """This run's private database on ``kind``; skip (locally) or fail (CI) if unreachable."""
+    if kind not in _server_urls:
+        try:
+            _server_urls[kind] = databases.create_private_database(kind)
+        except OperationalError as exc:
+            _server_urls[kind] = exc
+    found = _server_urls[kind]
+    if isinstance(found, BaseException):
+        message = f"{kind} is unreachable at {databases.SERVER_URLS[kind]}: {found}"
+        if databases.IN_CI:
+            pytest.fail(f"CI requires every database: {message}")
+        pytest.skip(message)
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for kind, url in _server_urls.items():
+        if isinstance(url, URL):
+            databases.drop_private_database(kind, url)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each database test once per dialect (or on those its ``dialects`` marker names)."""
+    if "dialect" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("dialects")
+        metafunc.parametrize("dialect", list(marker.args) if marker else DIALECTS)
+
+
+@pytest.fixture
+def db_url(dialect: str, tmp_path: Any) -> str:
+    if dialect == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    return server_database(dialect).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def make_engine(db_url: str) -> Iterator[Callable[..., Engine]]:
+    engines: list[Engine] = []
+
+    def make(**options: Any) -> Engine:
+        options.setdefault("pool_size", 20)
+        engine = create_engine(db_url, **options)
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def engine(make_engine: Callable[..., Engine]) -> Engine:
+    engine = make_engine()
+    sqljobs.metadata.drop_all(engine)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    return engine
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Any]:
+    return sessionmaker(engine)
+
+
+@pytest.fixture
+def jobs(session_factory: sessionmaker[Any]) -> Iterator[sqljobs.JobQueue]:
+    queue = sqljobs.JobQueue(session_factory)
+    queue.create_schema()
+    yield queue
+    queue.close()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_sqljobs_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sqljobs")

@@ -1,0 +1,213 @@
+"""Conformance suite for the job store: the same behaviour on SQLite, PostgreSQL, MariaDB."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from sqljobs import JobNotFound, JobQueue, JobState, SchemaNotReady
+from sqljobs.jobs import JobError
+from sqljobs.store import NewJob
+
+LEASE = timedelta(seconds=30)
+
+
+def new(task: str = "t", queue: str = "default", priority: int = 0,
+        run_at: datetime | None = None, max_attempts: int = 3) -> NewJob:
+    return NewJob(task=task, args={"k": 1}, queue=queue, priority=priority,
+                  max_attempts=max_attempts, run_at=run_at)
+
+
+def test_enqueue_returns_ids_in_order_and_stores_the_row(jobs: JobQueue) -> None:
+    ids = jobs.store.enqueue(None, [new(priority=p) for p in (3, 1, 2)])
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    job = jobs.get(ids[1])
+    assert (job.task, job.args, job.priority, job.state) == ("t", {"k": 1}, 1, JobState.AVAILABLE)
+    assert job.attempt == 0 and job.errors == ()
+    assert job.created_at.tzinfo is timezone.utc
+
+
+def test_future_jobs_are_scheduled_and_not_claimed_early(jobs: JobQueue) -> None:
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    [job_id] = jobs.store.enqueue(None, [new(run_at=later)])
+    assert jobs.get(job_id).state is JobState.SCHEDULED
+    assert abs(jobs.get(job_id).run_at - later) < timedelta(milliseconds=1)
+    assert jobs.store.claim(worker_id="w", queues=["default"], limit=5, lease=LEASE) == []
+    claimed = jobs.store.claim(worker_id="w", queues=["default"], limit=5, lease=LEASE,
+                               until=later + timedelta(seconds=1))
+    assert [j.id for j in claimed] == [job_id]
+
+
+def test_claim_order_priority_then_age_and_queue_filter(jobs: JobQueue) -> None:
+    low, high, other = jobs.store.enqueue(None, [new(priority=5), new(priority=0),
+                                                 new(queue="other")])
+    claimed = jobs.store.claim(worker_id="w", queues=["default"], limit=10, lease=LEASE)
+    assert [j.id for j in claimed] == [high, low]
+    assert all(j.state is JobState.RUNNING and j.attempt == 1 and j.lease_owner == "w"
+               for j in claimed)
+    assert jobs.get(other).state is JobState.AVAILABLE
+
+
+def test_concurrent_claimers_never_get_the_same_job(jobs: JobQueue) -> None:
+    total = 300
+    jobs.store.enqueue(None, [new() for _ in range(total)])
+    seen: list[list[int]] = []
+    barrier = threading.Barrier(6)
+
+    def claimer(name: str) -> None:
+        mine: list[int] = []
+        barrier.wait()
+        while batch := jobs.store.claim(worker_id=name, queues=["default"], limit=7,
+                                        lease=LEASE):
+            mine.extend(j.id for j in batch)
+        seen.append(mine)
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [job_id for mine in seen for job_id in mine]
+    assert len(everything) == total and len(set(everything)) == total
+    assert sum(1 for mine in seen if mine) > 1  # the work really was shared
+
+
+def test_complete_only_while_holding_the_lease(jobs: JobQueue, engine: object) -> None:
+    [job_id] = jobs.store.enqueue(None, [new()])
+    [job] = jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=LEASE)
+    jobs.cancel(job_id)  # an operator takes the job away
+    assert jobs.store.complete_many([(job, {"ok": True})]) == set()
+    assert jobs.get(job_id).state is JobState.CANCELLED
+
+    [other_id] = jobs.store.enqueue(None, [new()])
+    [other] = jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=LEASE)
+    assert jobs.store.complete_many([(other, {"ok": True})]) == {other_id}
+    done = jobs.get(other_id)
+    assert done.state is JobState.COMPLETED and done.result == {"ok": True}
+    assert done.finished_at is not None and done.lease_owner is None
+
+
+def _error(attempt: int) -> JobError:
+    return JobError(attempt=attempt, at=datetime.now(timezone.utc), type="ValueError",
+                    message=f"failure {attempt}", traceback="Traceback ...")
+
+
+def test_fail_schedules_a_retry_then_discards_keeping_every_error(jobs: JobQueue) -> None:
+    [job_id] = jobs.store.enqueue(None, [new(max_attempts=2)])
+    [job] = jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=LEASE)
+    retry_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+    assert jobs.store.fail(job, _error(1), retry_at=retry_at)
+    assert jobs.get(job_id).state is JobState.RETRYABLE
+    [job] = jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=LEASE)
+    assert job.attempt == 2
+    assert jobs.store.fail(job, _error(2), retry_at=None)
+    final = jobs.get(job_id)
+    assert final.state is JobState.DISCARDED and final.finished_at is not None
+    assert [e.message for e in final.errors] == ["failure 1", "failure 2"]
+    assert final.errors[0].type == "ValueError" and final.errors[1].attempt == 2
+
+
+def test_rescue_requeues_expired_leases_and_counts_the_attempt(jobs: JobQueue) -> None:
+    first, last = jobs.store.enqueue(None, [new(max_attempts=3), new(max_attempts=1)])
+    claimed = jobs.store.claim(worker_id="dead", queues=["default"], limit=2,
+                               lease=timedelta(milliseconds=1))
+    assert len(claimed) == 2
+    alive = jobs.store.enqueue(None, [new()])
+    jobs.store.claim(worker_id="alive", queues=["default"], limit=1, lease=LEASE)
+    threading.Event().wait(0.05)
+    assert sorted(jobs.store.rescue()) == [first, last]
+    rescued = jobs.get(first)
+    assert rescued.state is JobState.RETRYABLE and rescued.attempt == 1
+    assert rescued.errors[-1].type == "LeaseExpired" and "dead" in rescued.errors[-1].message
+    assert jobs.get(last).state is JobState.DISCARDED  # it had used its only attempt
+    assert jobs.get(alive[0]).state is JobState.RUNNING
+    [again] = jobs.store.claim(worker_id="alive", queues=["default"], limit=5, lease=LEASE)
+    assert again.id == first and again.attempt == 2
+
+
+def test_heartbeat_extends_only_the_owners_leases(jobs: JobQueue) -> None:
+    jobs.store.enqueue(None, [new(), new()])
+    mine, theirs = jobs.store.claim(worker_id="me", queues=["default"], limit=2, lease=LEASE)
+    jobs.store.heartbeat(worker_id="someone-else", job_ids=[mine.id], lease=timedelta(hours=1))
+    assert jobs.get(mine.id).lease_expires_at == mine.lease_expires_at
+    jobs.store.heartbeat(worker_id="me", job_ids=[mine.id], lease=timedelta(hours=1))
+    renewed = jobs.get(mine.id).lease_expires_at
+    assert renewed is not None and mine.lease_expires_at is not None
+    assert renewed - mine.lease_expires_at > timedelta(minutes=50)
+
+
+def test_release_gives_jobs_back_without_counting_the_attempt(jobs: JobQueue) -> None:
+    jobs.store.enqueue(None, [new()])
+    [job] = jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=LEASE)
+    assert jobs.store.release([job]) == 1
+    back = jobs.get(job.id)
+    assert back.state is JobState.AVAILABLE and back.attempt == 0 and back.lease_owner is None
+
+
+def test_snooze_reschedules_without_counting(jobs: JobQueue) -> None:
+    jobs.store.enqueue(None, [new()])
+    [job] = jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=LEASE)
+    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    assert jobs.store.snooze(job, later)
+    snoozed = jobs.get(job.id)
+    assert snoozed.state is JobState.SCHEDULED and snoozed.attempt == 0
+
+
+def test_retry_and_cancel_by_an_operator(jobs: JobQueue) -> None:
+    [job_id] = jobs.store.enqueue(None, [new(max_attempts=1)])
+    [job] = jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=LEASE)
+    jobs.store.fail(job, _error(1), retry_at=None)
+    again = jobs.retry(job_id)
+    assert again.state is JobState.AVAILABLE and again.max_attempts == 2
+    cancelled = jobs.cancel(job_id)
+    assert cancelled.state is JobState.CANCELLED
+    assert jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=LEASE) == []
+    with pytest.raises(JobNotFound):
+        jobs.get(10**9)
+
+
+def test_prune_deletes_old_finished_jobs_only(jobs: JobQueue) -> None:
+    done, waiting = jobs.store.enqueue(None, [new(), new(queue="later")])
+    [job] = jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=LEASE)
+    jobs.store.complete_many([(job, None)])
+    assert jobs.prune(older_than=timedelta(hours=1)) == 0
+    assert jobs.prune(older_than=0) == 1
+    with pytest.raises(JobNotFound):
+        jobs.get(done)
+    assert jobs.get(waiting).state is JobState.AVAILABLE
+    with pytest.raises(ValueError, match="only finished jobs"):
+        jobs.prune(older_than=0, states=["available"])
+
+
+def test_list_and_count(jobs: JobQueue) -> None:
+    jobs.store.enqueue(None, [new(task="a"), new(task="b"), new(task="b", queue="q2")])
+    assert [j.task for j in jobs.list_jobs(task="b")] == ["b", "b"]
+    assert len(jobs.list_jobs(queue="q2")) == 1
+    assert len(jobs.list_jobs(state="available", limit=2)) == 2
+    assert jobs.counts() == {("default", JobState.AVAILABLE): 2, ("q2", JobState.AVAILABLE): 1}
+
+
+def test_enqueue_in_a_rolled_back_session_leaves_nothing(
+    jobs: JobQueue, session_factory: sessionmaker[Session]
+) -> None:
+    with session_factory() as session:
+        [job_id] = jobs.store.enqueue(session, [new()])
+        session.rollback()
+    with pytest.raises(JobNotFound):
+        jobs.get(job_id)
+
+
+def test_missing_tables_give_a_clear_error(jobs: JobQueue) -> None:
+    jobs.drop_schema()
+    with pytest.raises(SchemaNotReady, match="create_schema"):
+        jobs.get(1)
+
+
+@pytest.mark.dialects("sqlite")
+def test_sqlite_runs_in_wal_mode(jobs: JobQueue) -> None:
+    with jobs.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
