@@ -301,13 +301,13 @@ class JobQueue:
         result = DrainResult()
         lease = timedelta(minutes=5)
         while max_jobs is None or result.total < max_jobs:
+            self.store.stage(until=utcnow() + timedelta(days=36500) if include_scheduled else None)
             claimed = self.store.claim(
                 worker_id=worker_id,
                 queues=chosen or self._known_queues(),
                 limit=1,
                 lease=lease,
                 ids=ids,
-                until=utcnow() + timedelta(days=36500) if include_scheduled else None,
             )
             if not claimed:
                 break

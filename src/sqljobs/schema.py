@@ -78,6 +78,7 @@ jobs_table = Table(
     Column("errors", JSON),
     Column("result", JSON),
     Index("ix_sqljobs_jobs_claim", "queue", "state", "priority", "run_at", "id"),
+    Index("ix_sqljobs_jobs_run_at", "state", "run_at"),
     Index("ix_sqljobs_jobs_lease", "state", "lease_expires_at"),
     Index("ix_sqljobs_jobs_finished", "state", "finished_at"),
 )

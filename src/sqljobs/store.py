@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Delete, Row, Select, Update, delete, func, insert, select, update
+from sqlalchemy import Delete, Row, Update, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from . import _dialects
 from ._utils import utcnow
 from .exceptions import JobNotFound, SchemaNotReady, StoreError
-from .jobs import FINISHED_STATES, PENDING_STATES, Job, JobError, JobState
+from .jobs import FINISHED_STATES, Job, JobError, JobState
 from .schema import jobs_table, metadata, workers_table
 
 log = logging.getLogger("sqljobs.store")
@@ -31,7 +31,7 @@ log = logging.getLogger("sqljobs.store")
 T = TypeVar("T")
 _jobs = jobs_table
 _workers = workers_table
-_PENDING = sorted(state.value for state in PENDING_STATES)
+_WAITING = [JobState.SCHEDULED.value, JobState.RETRYABLE.value]
 _FINISHED = sorted(state.value for state in FINISHED_STATES)
 #: Failed attempts kept on a row; older ones are dropped so a row never grows without bound.
 MAX_ERRORS_KEPT = 20
@@ -202,14 +202,14 @@ class JobStore:
 
     # -- claim ---------------------------------------------------------------------------
 
-    def _claimable(
-        self, queues: Sequence[str], due: datetime, limit: int, ids: Sequence[int] | None
-    ) -> Select[Any]:
+    def _claimable(self, queues: Sequence[str], limit: int, ids: Sequence[int] | None) -> Any:
+        # Only `available` jobs are claimed: with the claim index on
+        # (queue, state, priority, run_at, id) this is an index scan in claim order that stops
+        # after `limit` rows, however many scheduled or finished jobs the table holds.
         query = (
             select(_jobs.c.id)
             .where(_jobs.c.queue.in_(queues))
-            .where(_jobs.c.state.in_(_PENDING))
-            .where(_jobs.c.run_at <= due)
+            .where(_jobs.c.state == JobState.AVAILABLE.value)
             .order_by(_jobs.c.priority, _jobs.c.run_at, _jobs.c.id)
             .limit(limit)
         )
@@ -219,6 +219,16 @@ class JobStore:
             query = query.with_for_update(skip_locked=True)
         return query
 
+    def stage(self, *, until: datetime | None = None) -> int:
+        """Make scheduled and retryable jobs whose time has come ``available`` to claim."""
+        statement = (
+            update(_jobs)
+            .where(_jobs.c.state.in_(_WAITING))
+            .where(_jobs.c.run_at <= (until or utcnow()))
+            .values(state=JobState.AVAILABLE.value)
+        )
+        return self._rowcount(statement, "stage")
+
     def claim(
         self,
         *,
@@ -227,9 +237,8 @@ class JobStore:
         limit: int,
         lease: timedelta,
         ids: Sequence[int] | None = None,
-        until: datetime | None = None,
     ) -> list[Job]:
-        """Take up to ``limit`` jobs due by ``until`` (default: now) for ``worker_id``.
+        """Take up to ``limit`` available jobs for ``worker_id`` (see :meth:`stage`).
 
         No two workers ever get the same job: PostgreSQL and MariaDB skip rows another
         claimer has locked; SQLite claims under its single write lock.
@@ -239,7 +248,6 @@ class JobStore:
 
         def work(conn: Connection) -> list[Job]:
             now = utcnow()
-            due = until or now
             running = {
                 "state": JobState.RUNNING.value,
                 "attempt": _jobs.c.attempt + 1,
@@ -250,13 +258,13 @@ class JobStore:
             if self.support.update_returning:
                 statement = (
                     update(_jobs)
-                    .where(_jobs.c.id.in_(self._claimable(queues, due, limit, ids)))
+                    .where(_jobs.c.id.in_(self._claimable(queues, limit, ids)))
                     .values(running)
                     .returning(*_jobs.c)
                 )
                 claimed = [row_to_job(r) for r in conn.execute(statement)]
             else:
-                chosen = list(conn.execute(self._claimable(queues, due, limit, ids)).scalars())
+                chosen = list(conn.execute(self._claimable(queues, limit, ids)).scalars())
                 if not chosen:
                     return []
                 conn.execute(update(_jobs).where(_jobs.c.id.in_(chosen)).values(running))

@@ -260,6 +260,7 @@ class Worker:
 
     def _claim_loop(self) -> None:
         failures = 0
+        next_stage = 0.0
         while not self._stopping.is_set():
             if not self._slots.acquire(timeout=self.poll_interval):
                 continue
@@ -271,6 +272,9 @@ class Worker:
                 break
             self._wakeup.clear()
             try:
+                if time.monotonic() >= next_stage:
+                    next_stage = time.monotonic() + self.poll_interval
+                    self._store.stage()
                 claimed = self._store.claim(
                     worker_id=self.id, queues=self.queues, limit=free, lease=self.lease
                 )

@@ -37,8 +37,9 @@ def test_future_jobs_are_scheduled_and_not_claimed_early(jobs: JobQueue) -> None
     assert jobs.get(job_id).state is JobState.SCHEDULED
     assert abs(jobs.get(job_id).run_at - later) < timedelta(milliseconds=1)
     assert jobs.store.claim(worker_id="w", queues=["default"], limit=5, lease=LEASE) == []
-    claimed = jobs.store.claim(worker_id="w", queues=["default"], limit=5, lease=LEASE,
-                               until=later + timedelta(seconds=1))
+    assert jobs.store.stage() == 0
+    assert jobs.store.stage(until=later + timedelta(seconds=1)) == 1
+    claimed = jobs.store.claim(worker_id="w", queues=["default"], limit=5, lease=LEASE)
     assert [j.id for j in claimed] == [job_id]
 
 
@@ -102,6 +103,7 @@ def test_fail_schedules_a_retry_then_discards_keeping_every_error(jobs: JobQueue
     retry_at = datetime.now(timezone.utc) - timedelta(seconds=1)
     assert jobs.store.fail(job, _error(1), retry_at=retry_at)
     assert jobs.get(job_id).state is JobState.RETRYABLE
+    assert jobs.store.stage() == 1
     [job] = jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=LEASE)
     assert job.attempt == 2
     assert jobs.store.fail(job, _error(2), retry_at=None)
@@ -125,6 +127,7 @@ def test_rescue_requeues_expired_leases_and_counts_the_attempt(jobs: JobQueue) -
     assert rescued.errors[-1].type == "LeaseExpired" and "dead" in rescued.errors[-1].message
     assert jobs.get(last).state is JobState.DISCARDED  # it had used its only attempt
     assert jobs.get(alive[0]).state is JobState.RUNNING
+    jobs.store.stage()
     [again] = jobs.store.claim(worker_id="alive", queues=["default"], limit=5, lease=LEASE)
     assert again.id == first and again.attempt == 2
 
