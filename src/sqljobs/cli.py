@@ -88,7 +88,8 @@ def run_worker(
         flush=True,
     )
     while not stop_requested.wait(0.5):
-        pass
+        if worker.stopped:
+            break
     worker.stop()
     jobs.close()
     print(f"sqljobs worker {worker.id} stopped: {worker.stats}", flush=True)

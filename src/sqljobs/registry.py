@@ -179,6 +179,9 @@ class TaskRegistry(Mapping[str, Task[Any]]):
                 "defines it before starting the worker"
             ) from None
 
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._tasks.get(name, default)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._tasks)
 

@@ -109,6 +109,7 @@ class Worker:
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._stopped = threading.Event()
         self._wakeup = threading.Event()
         self._idle = threading.Condition(self._lock)
         self._threads: list[threading.Thread] = []
@@ -186,6 +187,11 @@ class Worker:
         thread.start()
         self._threads.append(thread)
 
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` has finished (also after the claimer crashed)."""
+        return self._stopped.is_set()
+
     def notify(self) -> None:
         """Wake the claimer now (new jobs were committed) instead of at the next poll."""
         self._wakeup.set()
@@ -242,6 +248,7 @@ class Worker:
         except StoreError:
             log.warning("could not unregister worker %s", self.id, exc_info=True)
         self.jobs.detach(self)
+        self._stopped.set()
         self._bus.emit(events.WORKER_STOPPED, worker=self)
         log.info("worker %s stopped", self.id)
 
@@ -259,6 +266,14 @@ class Worker:
     # -- threads -------------------------------------------------------------------------
 
     def _claim_loop(self) -> None:
+        try:
+            self._claim_until_stopped()
+        except BaseException:
+            log.critical("worker %s: the claimer crashed; stopping the worker", self.id,
+                         exc_info=True)
+            threading.Thread(target=self.stop, name="sqljobs-stop", daemon=True).start()
+
+    def _claim_until_stopped(self) -> None:
         failures = 0
         next_stage = 0.0
         while not self._stopping.is_set():
