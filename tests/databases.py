@@ -13,9 +13,7 @@ import uuid
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
-PG_URL = os.environ.get(
-    "SQLJOBS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+PG_URL = os.environ.get("SQLJOBS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("SQLJOBS_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 SERVER_URLS = {"postgresql": PG_URL, "mariadb": MARIADB_URL}
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -269,8 +269,9 @@ class Worker:
         try:
             self._claim_until_stopped()
         except BaseException:
-            log.critical("worker %s: the claimer crashed; stopping the worker", self.id,
-                         exc_info=True)
+            log.critical(
+                "worker %s: the claimer crashed; stopping the worker", self.id, exc_info=True
+            )
             threading.Thread(target=self.stop, name="sqljobs-stop", daemon=True).start()
 
     def _claim_until_stopped(self) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
 from sqljobs import JobQueue, JobState
 from tests.helpers import add_counters, counter_total, eventually
@@ -38,9 +37,21 @@ class WorkerProcess:
     def __init__(self, db_url: str, *args: str) -> None:
         env = {**os.environ, "SQLJOBS_TEST_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sqljobs", "worker", "tests.acceptance.app:jobs",
-             "--log-level", "WARNING", *args],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "sqljobs",
+                "worker",
+                "tests.acceptance.app:jobs",
+                "--log-level",
+                "WARNING",
+                *args,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     def signal(self, signum: int) -> None:
@@ -95,9 +106,7 @@ def test_two_worker_processes_run_2000_jobs_exactly_once(app: Any, workers: Any)
     assert min(completed_by) > 0, completed_by  # both processes really shared the work
 
 
-def test_kill_9_mid_job_is_rescued_and_applied_once(
-    app: Any, workers: Any, tmp_path: Path
-) -> None:
+def test_kill_9_mid_job_is_rescued_and_applied_once(app: Any, workers: Any, tmp_path: Path) -> None:
     jobs: JobQueue = app.jobs
     marker = tmp_path / "started"
     job_id = app.bump.enqueue(counter_id=1, hold=30, marker=str(marker))
@@ -113,8 +122,7 @@ def test_kill_9_mid_job_is_rescued_and_applied_once(
     rescuer = workers("--concurrency", "2", "--lease", "1", "--poll-interval", "0.05")
     eventually(marker.exists, timeout=60)
     assert int(marker.read_text()) == rescuer.proc.pid
-    job = eventually(lambda: (j := jobs.get(job_id)).state is JobState.COMPLETED and j,
-                     timeout=90)
+    job = eventually(lambda: (j := jobs.get(job_id)).state is JobState.COMPLETED and j, timeout=90)
     assert job.attempt == 2
     assert [e.type for e in job.errors] == ["LeaseExpired"]
     assert counter_total(app.SessionLocal) == 1  # the killed attempt left no trace

@@ -16,10 +16,21 @@ from sqljobs.store import NewJob
 LEASE = timedelta(seconds=30)
 
 
-def new(task: str = "t", queue: str = "default", priority: int = 0,
-        run_at: datetime | None = None, max_attempts: int = 3) -> NewJob:
-    return NewJob(task=task, args={"k": 1}, queue=queue, priority=priority,
-                  max_attempts=max_attempts, run_at=run_at)
+def new(
+    task: str = "t",
+    queue: str = "default",
+    priority: int = 0,
+    run_at: datetime | None = None,
+    max_attempts: int = 3,
+) -> NewJob:
+    return NewJob(
+        task=task,
+        args={"k": 1},
+        queue=queue,
+        priority=priority,
+        max_attempts=max_attempts,
+        run_at=run_at,
+    )
 
 
 def test_enqueue_returns_ids_in_order_and_stores_the_row(jobs: JobQueue) -> None:
@@ -44,12 +55,14 @@ def test_future_jobs_are_scheduled_and_not_claimed_early(jobs: JobQueue) -> None
 
 
 def test_claim_order_priority_then_age_and_queue_filter(jobs: JobQueue) -> None:
-    low, high, other = jobs.store.enqueue(None, [new(priority=5), new(priority=0),
-                                                 new(queue="other")])
+    low, high, other = jobs.store.enqueue(
+        None, [new(priority=5), new(priority=0), new(queue="other")]
+    )
     claimed = jobs.store.claim(worker_id="w", queues=["default"], limit=10, lease=LEASE)
     assert [j.id for j in claimed] == [high, low]
-    assert all(j.state is JobState.RUNNING and j.attempt == 1 and j.lease_owner == "w"
-               for j in claimed)
+    assert all(
+        j.state is JobState.RUNNING and j.attempt == 1 and j.lease_owner == "w" for j in claimed
+    )
     assert jobs.get(other).state is JobState.AVAILABLE
 
 
@@ -62,8 +75,7 @@ def test_concurrent_claimers_never_get_the_same_job(jobs: JobQueue) -> None:
     def claimer(name: str) -> None:
         mine: list[int] = []
         barrier.wait()
-        while batch := jobs.store.claim(worker_id=name, queues=["default"], limit=7,
-                                        lease=LEASE):
+        while batch := jobs.store.claim(worker_id=name, queues=["default"], limit=7, lease=LEASE):
             mine.extend(j.id for j in batch)
         seen.append(mine)
 
@@ -93,8 +105,13 @@ def test_complete_only_while_holding_the_lease(jobs: JobQueue, engine: object) -
 
 
 def _error(attempt: int) -> JobError:
-    return JobError(attempt=attempt, at=datetime.now(timezone.utc), type="ValueError",
-                    message=f"failure {attempt}", traceback="Traceback ...")
+    return JobError(
+        attempt=attempt,
+        at=datetime.now(timezone.utc),
+        type="ValueError",
+        message=f"failure {attempt}",
+        traceback="Traceback ...",
+    )
 
 
 def test_fail_schedules_a_retry_then_discards_keeping_every_error(jobs: JobQueue) -> None:
@@ -115,8 +132,9 @@ def test_fail_schedules_a_retry_then_discards_keeping_every_error(jobs: JobQueue
 
 def test_rescue_requeues_expired_leases_and_counts_the_attempt(jobs: JobQueue) -> None:
     first, last = jobs.store.enqueue(None, [new(max_attempts=3), new(max_attempts=1)])
-    claimed = jobs.store.claim(worker_id="dead", queues=["default"], limit=2,
-                               lease=timedelta(milliseconds=1))
+    claimed = jobs.store.claim(
+        worker_id="dead", queues=["default"], limit=2, lease=timedelta(milliseconds=1)
+    )
     assert len(claimed) == 2
     alive = jobs.store.enqueue(None, [new()])
     jobs.store.claim(worker_id="alive", queues=["default"], limit=1, lease=LEASE)
@@ -134,7 +152,7 @@ def test_rescue_requeues_expired_leases_and_counts_the_attempt(jobs: JobQueue) -
 
 def test_heartbeat_extends_only_the_owners_leases(jobs: JobQueue) -> None:
     jobs.store.enqueue(None, [new(), new()])
-    mine, theirs = jobs.store.claim(worker_id="me", queues=["default"], limit=2, lease=LEASE)
+    mine, _theirs = jobs.store.claim(worker_id="me", queues=["default"], limit=2, lease=LEASE)
     jobs.store.heartbeat(worker_id="someone-else", job_ids=[mine.id], lease=timedelta(hours=1))
     assert jobs.get(mine.id).lease_expires_at == mine.lease_expires_at
     jobs.store.heartbeat(worker_id="me", job_ids=[mine.id], lease=timedelta(hours=1))

@@ -21,13 +21,16 @@ spec = ArgumentSpec(task, frozenset({"session"}))
 
 
 def test_valid_arguments_round_trip_as_json() -> None:
-    assert spec.validate({"record_id": 3, "tags": ("a", "b")}) == {"record_id": 3, "tags": ["a", "b"]}
+    assert spec.validate({"record_id": 3, "tags": ("a", "b")}) == {
+        "record_id": 3,
+        "tags": ["a", "b"],
+    }
 
 
 def test_missing_and_unknown_arguments_are_named() -> None:
-    with pytest.raises(InvalidArguments, match="missing required argument.*'record_id'"):
+    with pytest.raises(InvalidArguments, match=r"missing required argument.*'record_id'"):
         spec.validate({})
-    with pytest.raises(InvalidArguments, match="unexpected argument.*'recordid'.*accepts"):
+    with pytest.raises(InvalidArguments, match=r"unexpected argument.*'recordid'.*accepts"):
         spec.validate({"record_id": 1, "recordid": 2})
 
 

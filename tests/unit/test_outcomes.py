@@ -17,8 +17,18 @@ NOW = datetime.now(timezone.utc)
 
 
 def make_job(attempt: int, max_attempts: int = 3) -> Job:
-    return Job(id=1, task="t", queue="default", args={}, state=JobState.RUNNING, priority=0,
-               attempt=attempt, max_attempts=max_attempts, run_at=NOW, created_at=NOW)
+    return Job(
+        id=1,
+        task="t",
+        queue="default",
+        args={},
+        state=JobState.RUNNING,
+        priority=0,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        run_at=NOW,
+        created_at=NOW,
+    )
 
 
 jobs = JobQueue(sessionmaker(create_engine("sqlite://")))

@@ -42,8 +42,9 @@ def test_jobs_run_with_their_own_session_and_commit_with_completion(
             eventually(lambda: finished(jobs, *ids))
         assert id(request_session) not in sessions
     assert counter_total(session_factory) == 20
-    assert all(jobs.get(i).state is JobState.COMPLETED and jobs.get(i).result == "bumped"
-               for i in ids)
+    assert all(
+        jobs.get(i).state is JobState.COMPLETED and jobs.get(i).result == "bumped" for i in ids
+    )
 
 
 def test_a_failing_task_rolls_back_its_writes_and_records_the_error(
@@ -62,7 +63,9 @@ def test_a_failing_task_rolls_back_its_writes_and_records_the_error(
     job = jobs.get(job_id)
     assert job.state is JobState.DISCARDED and job.attempt == 2
     assert [(e.attempt, e.type, e.message) for e in job.errors] == [
-        (1, "RuntimeError", "second half failed"), (2, "RuntimeError", "second half failed")]
+        (1, "RuntimeError", "second half failed"),
+        (2, "RuntimeError", "second half failed"),
+    ]
     assert "increment" not in job.errors[0].traceback and "half_done" in job.errors[0].traceback
     assert counter_total(session_factory) == 0
 
@@ -217,9 +220,12 @@ def test_hostile_tasks_do_not_kill_the_worker(
     with jobs.worker(concurrency=2, poll_interval=0.02):
         eventually(lambda: finished(jobs, *ids, ok))
     errors = {jobs.get(i).task.rsplit(".", 1)[-1]: jobs.get(i).errors[-1].type for i in ids[:4]}
-    assert errors == {"exits": "SystemExit", "interrupts": "KeyboardInterrupt",
-                      "poisons": IntegrityError.__module__ + ".IntegrityError",
-                      "bad_result": "sqljobs.exceptions.SerializationError"}
+    assert errors == {
+        "exits": "SystemExit",
+        "interrupts": "KeyboardInterrupt",
+        "poisons": IntegrityError.__module__ + ".IntegrityError",
+        "bad_result": "sqljobs.exceptions.SerializationError",
+    }
     assert all(jobs.get(i).state is JobState.DISCARDED for i in ids[:4])
     # Committing its own session early is allowed; the completion then commits on its own.
     assert jobs.get(ids[4]).state is JobState.COMPLETED
@@ -257,10 +263,20 @@ def test_unknown_tasks_and_malformed_rows_are_handled(jobs: JobQueue) -> None:
         from sqljobs._utils import utcnow
 
         with jobs.engine.begin() as conn:
-            result = conn.execute(insert(jobs_table).values(
-                task=task, args=args, queue="default", state="available", priority=0,
-                attempt=0, max_attempts=max_attempts, run_at=utcnow(), created_at=utcnow(),
-                errors=[]))
+            result = conn.execute(
+                insert(jobs_table).values(
+                    task=task,
+                    args=args,
+                    queue="default",
+                    state="available",
+                    priority=0,
+                    attempt=0,
+                    max_attempts=max_attempts,
+                    run_at=utcnow(),
+                    created_at=utcnow(),
+                    errors=[],
+                )
+            )
             return int(result.inserted_primary_key[0])
 
     unknown = raw_row("no.such.task", {}, max_attempts=2)
@@ -330,7 +346,7 @@ def test_no_threads_leak_across_many_jobs_and_workers(jobs: JobQueue) -> None:
     for _ in range(3):
         ids = jobs.enqueue_many(None, [noop.prepare() for _ in range(100)])
         with jobs.worker(concurrency=4, poll_interval=0.02):
-            eventually(lambda: finished(jobs, *ids))
+            eventually(lambda batch=ids: finished(jobs, *batch))  # type: ignore[misc]
     assert threading.active_count() == before
 
 
