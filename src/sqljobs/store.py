@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Delete, Row, Update, delete, func, insert, select, update
+from sqlalchemy import Delete, Row, Update, case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -63,6 +63,17 @@ class NewJob:
             "created_at": now,
             "errors": [],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilters:
+    """Which jobs a listing shows (``None``: no condition); used by the dashboard and CLI."""
+
+    states: Sequence[JobState | str] | None = None
+    queue: str | None = None
+    task: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
 
 def row_to_job(row: Row[Any] | Mapping[str, Any]) -> Job:
@@ -580,3 +591,104 @@ class JobStore:
             return int(outcome.rowcount)
 
         return self.run(work, what=what)
+
+    # -- dashboard and CLI queries ---------------------------------------------------------
+
+    def _where_filters(self, query: Any, filters: JobFilters) -> Any:
+        if filters.states is not None:
+            query = query.where(_jobs.c.state.in_([JobState(s).value for s in filters.states]))
+        if filters.queue is not None:
+            query = query.where(_jobs.c.queue == filters.queue)
+        if filters.task is not None:
+            query = query.where(_jobs.c.task == filters.task)
+        if filters.created_after is not None:
+            query = query.where(_jobs.c.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            query = query.where(_jobs.c.created_at < filters.created_before)
+        return query
+
+    def search_jobs(
+        self, filters: JobFilters, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Job], int]:
+        """One page of jobs matching ``filters`` (newest first) and how many match in all."""
+        page = self._where_filters(select(_jobs), filters)
+        page = page.order_by(_jobs.c.id.desc()).limit(limit).offset(offset)
+        total = self._where_filters(select(func.count()).select_from(_jobs), filters)
+
+        def work(conn: Connection) -> tuple[list[Job], int]:
+            found = [row_to_job(r) for r in conn.execute(page)]
+            return found, int(conn.execute(total).scalar_one())
+
+        return self.run(work, what="search jobs")
+
+    def job_names(self) -> tuple[list[str], list[str]]:
+        """The queue names and task names that appear on job rows, sorted."""
+
+        def work(conn: Connection) -> tuple[list[str], list[str]]:
+            queues = conn.execute(select(_jobs.c.queue).distinct().order_by(_jobs.c.queue))
+            tasks = conn.execute(select(_jobs.c.task).distinct().order_by(_jobs.c.task))
+            return list(queues.scalars()), list(tasks.scalars())
+
+        return self.run(work, what="list job names")
+
+    def oldest_available(self) -> dict[str, datetime]:
+        """Per queue, the ``run_at`` of the longest-waiting available job (its backlog age)."""
+        query = (
+            select(_jobs.c.queue, func.min(_jobs.c.run_at))
+            .where(_jobs.c.state == JobState.AVAILABLE.value)
+            .group_by(_jobs.c.queue)
+        )
+
+        def work(conn: Connection) -> dict[str, datetime]:
+            # min() keeps the column's type, so values come back as aware UTC datetimes.
+            return {queue: oldest for queue, oldest in conn.execute(query) if oldest is not None}
+
+        return self.run(work, what="oldest available")
+
+    def throughput(
+        self, *, since: datetime, bucket: timedelta, buckets: int
+    ) -> list[dict[JobState, int]]:
+        """Jobs that finished in each of ``buckets`` intervals of ``bucket`` from ``since``,
+        by final state (completed, discarded, cancelled).
+
+        Portable SQL: the bucket index is a ``CASE`` over the interval bounds, computed in a
+        subquery (PostgreSQL refuses to group by an expression holding bind parameters).
+        """
+        if buckets < 1 or buckets > 1000:
+            raise ValueError(f"buckets must be between 1 and 1000, got {buckets}")
+        until = since + bucket * buckets
+        finished_at = _jobs.c.finished_at
+        index = case(
+            *[(finished_at < since + bucket * (i + 1), i) for i in range(buckets - 1)],
+            else_=buckets - 1,
+        )
+        rows = (
+            select(index.label("bucket"), _jobs.c.state.label("state"))
+            .where(_jobs.c.state.in_(_FINISHED))
+            .where(finished_at >= since)
+            .where(finished_at < until)
+            .subquery()
+        )
+        query = select(rows.c.bucket, rows.c.state, func.count()).group_by(
+            rows.c.bucket, rows.c.state
+        )
+
+        def work(conn: Connection) -> list[dict[JobState, int]]:
+            series: list[dict[JobState, int]] = [{} for _ in range(buckets)]
+            for position, state, count in conn.execute(query):
+                series[int(position)][JobState(state)] = int(count)
+            return series
+
+        return self.run(work, what="throughput")
+
+    def delete_job(self, job_id: int) -> Job:
+        """Delete one job that is not running (cancel it first); return its last snapshot."""
+
+        def work(conn: Connection) -> Job:
+            job = self._locked(conn, job_id)
+            if job.state is JobState.RUNNING:
+                raise StoreError(f"job {job_id} is running; cancel it before deleting it")
+            conn.execute(delete(_jobs).where(_jobs.c.id == job_id))
+            return job
+
+        return self.run(work, what="delete job")
