@@ -218,7 +218,7 @@ class JobQueue:
         """
         rows = list(new_jobs)
         ids = self.store.enqueue(session, rows)
-        self.events.emit(events.JOB_ENQUEUED, job_ids=ids)
+        self.events.emit(events.JOB_ENQUEUED, job_ids=ids, new_jobs=rows)
         if session is None:
             self._after_commit(ids)
         elif isinstance(session, Session):
@@ -231,7 +231,7 @@ class JobQueue:
         """:meth:`enqueue_many` in an ``AsyncSession``'s transaction."""
         rows = list(new_jobs)
         ids = await session.run_sync(lambda sync_session: self.store.enqueue(sync_session, rows))
-        self.events.emit(events.JOB_ENQUEUED, job_ids=ids)
+        self.events.emit(events.JOB_ENQUEUED, job_ids=ids, new_jobs=rows)
         self._on_commit(session.sync_session, ids)
         return ids
 
