@@ -1,7 +1,9 @@
 """One event loop in a background thread, where async tasks run.
 
 Async engines pool connections per event loop, so all async tasks of a process share this
-one loop rather than each starting their own.
+one loop rather than each starting their own. Inside a web app the loop can instead be the
+app's own (:meth:`AsyncRunner.attached`, used by the FastAPI lifespan), so that tasks and
+endpoints share one async engine safely.
 """
 
 from __future__ import annotations
@@ -20,6 +22,22 @@ class AsyncRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: Set for a runner that borrows a loop it does not own (see :meth:`attached`).
+        self._borrowed_thread: int | None = None
+        self._fallback: AsyncRunner | None = None
+
+    @classmethod
+    def attached(cls, loop: asyncio.AbstractEventLoop, thread_id: int) -> AsyncRunner:
+        """A runner that submits to ``loop`` (running in thread ``thread_id``), which someone
+        else owns and keeps running; :meth:`close` leaves it alone."""
+        runner = cls(name="sqljobs-async-fallback")
+        runner._loop = loop
+        runner._borrowed_thread = thread_id
+        return runner
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
 
     def _ensure_started(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -40,10 +58,31 @@ class AsyncRunner:
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run ``coroutine`` on the loop and block the calling thread until it is done."""
+        if self._borrowed_thread is not None:
+            if threading.get_ident() == self._borrowed_thread:
+                # Blocking the borrowed loop's own thread on it would deadlock (inline mode
+                # called from an async endpoint): use a private loop for this one.
+                with self._lock:
+                    if self._fallback is None:
+                        self._fallback = AsyncRunner(name=self._name)
+                    fallback = self._fallback
+                return fallback.run(coroutine)
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                coroutine.close()
+                raise RuntimeError("the event loop async tasks ran on is closed")
+            return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
         loop = self._ensure_started()
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
     def close(self) -> None:
+        if self._borrowed_thread is not None:
+            with self._lock:
+                fallback, self._fallback = self._fallback, None
+                self._loop = None
+            if fallback is not None:
+                fallback.close()
+            return
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None

@@ -95,6 +95,10 @@ class Executor:
         self._session_factory = session_factory
         self._async_session_factory = async_session_factory
         self._async_runner = async_runner
+        async_engine = async_session_factory.kw.get("bind") if async_session_factory else None
+        if async_engine is not None and hasattr(async_engine, "sync_engine"):
+            # aiosqlite connections wait for the write lock like the sync ones do.
+            _dialects.set_sqlite_busy_timeout(async_engine.sync_engine)
 
     def execute(self, job: Job) -> Outcome:
         try:

@@ -8,6 +8,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -281,6 +282,17 @@ class JobQueue:
             runner, self._async_runner = self._async_runner, None
         if runner is not None:
             runner.close()
+
+    def lifespan(self, app: object = None) -> AbstractAsyncContextManager[Any]:
+        """An in-process worker living as long as an ASGI app: ``FastAPI(lifespan=jobs.lifespan)``.
+
+        Starts a worker (default options) after startup; on shutdown stops claiming, lets
+        running jobs finish within 30s and releases the rest. For options, or to compose with
+        the app's own lifespan, use :func:`sqljobs.fastapi.lifespan`.
+        """
+        from ._lifespan import WorkerLifespan
+
+        return WorkerLifespan(self)(app)
 
     def drain(
         self,
