@@ -31,17 +31,22 @@ class DialectSupport:
     single_writer: bool
     #: Isolation used for the store's own short transactions (None = the engine's default).
     bookkeeping_isolation: str | None
+    #: Single-statement bookkeeping may run in autocommit (cheap to switch on this driver).
+    autocommit_statements: bool
 
 
 def support_for(engine_or_conn: Engine | Connection) -> DialectSupport:
     dialect = engine_or_conn.dialect
     name = dialect.name
     if name == "postgresql":
-        return DialectSupport(name, True, True, False, "READ COMMITTED")
+        return DialectSupport(name, True, True, False, "READ COMMITTED", True)
     if name in ("mysql", "mariadb"):
-        return DialectSupport("mysql", True, False, False, "READ COMMITTED")
+        # MySQL starts transactions implicitly (no BEGIN round trip); switching autocommit on
+        # and off would cost two.
+        return DialectSupport("mysql", True, False, False, "READ COMMITTED", False)
     if name == "sqlite":
-        return DialectSupport(name, False, True, True, None)
+        # Writes must take the lock with BEGIN IMMEDIATE, so no autocommit.
+        return DialectSupport(name, False, True, True, None, False)
     raise ConfigurationError(
         f"sqljobs supports SQLite, PostgreSQL and MariaDB/MySQL; this engine is {name!r}"
     )

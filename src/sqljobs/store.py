@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from . import _dialects
+from . import _dialects, _statements
 from ._utils import utcnow
 from .exceptions import JobNotFound, SchemaNotReady, StoreError
 from .jobs import FINISHED_STATES, Job, JobError, JobState
@@ -31,7 +31,6 @@ log = logging.getLogger("sqljobs.store")
 T = TypeVar("T")
 _jobs = jobs_table
 _workers = workers_table
-_WAITING = [JobState.SCHEDULED.value, JobState.RETRYABLE.value]
 _FINISHED = sorted(state.value for state in FINISHED_STATES)
 #: Failed attempts kept on a row; older ones are dropped so a row never grows without bound.
 MAX_ERRORS_KEPT = 20
@@ -109,6 +108,10 @@ def _owned_by(job: Job) -> Any:
     )
 
 
+def _owner_params(job: Job) -> dict[str, Any]:
+    return {"p_id": job.id, "p_owner": job.lease_owner, "p_attempt": job.attempt}
+
+
 def _errors_with(job: Job, error: JobError) -> list[dict[str, Any]]:
     kept = [e.to_json() for e in job.errors] + [error.to_json()]
     return kept[-MAX_ERRORS_KEPT:]
@@ -126,6 +129,20 @@ class JobStore:
             and engine.dialect.name != "postgresql"  # already PostgreSQL's default
             else engine
         )
+        self._autocommit_engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.support.autocommit_statements
+            else self._bookkeeping_engine
+        )
+        skip_locked = self.support.skip_locked
+        self._claim_statements = {
+            by_id: _statements.claim_returning(skip_locked=skip_locked, by_id=by_id)
+            for by_id in (False, True)
+        }
+        self._claimable = {
+            by_id: _statements.claimable(skip_locked=skip_locked, by_id=by_id)
+            for by_id in (False, True)
+        }
 
     def __repr__(self) -> str:
         return f"JobStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -152,11 +169,22 @@ class JobStore:
 
     # -- transactions --------------------------------------------------------------------
 
-    def run(self, work: Callable[[Connection], T], *, what: str = "job store") -> T:
-        """Run ``work`` in its own short transaction, retrying deadlocks and busy errors."""
+    def run(
+        self,
+        work: Callable[[Connection], T],
+        *,
+        what: str = "job store",
+        single_statement: bool = False,
+    ) -> T:
+        """Run ``work`` in its own short transaction, retrying deadlocks and busy errors.
+
+        ``single_statement`` work may run in autocommit where the database makes one statement
+        atomic on its own (PostgreSQL): that saves the BEGIN and COMMIT round trips.
+        """
+        engine = self._autocommit_engine if single_statement else self._bookkeeping_engine
         for attempt in range(1, _TRANSIENT_RETRIES + 1):
             try:
-                with self._bookkeeping_engine.connect() as conn:
+                with engine.connect() as conn:
                     _dialects.begin_write(conn)
                     result = work(conn)
                     conn.commit()
@@ -213,32 +241,11 @@ class JobStore:
 
     # -- claim ---------------------------------------------------------------------------
 
-    def _claimable(self, queues: Sequence[str], limit: int, ids: Sequence[int] | None) -> Any:
-        # Only `available` jobs are claimed: with the claim index on
-        # (queue, state, priority, run_at, id) this is an index scan in claim order that stops
-        # after `limit` rows, however many scheduled or finished jobs the table holds.
-        query = (
-            select(_jobs.c.id)
-            .where(_jobs.c.queue.in_(queues))
-            .where(_jobs.c.state == JobState.AVAILABLE.value)
-            .order_by(_jobs.c.priority, _jobs.c.run_at, _jobs.c.id)
-            .limit(limit)
-        )
-        if ids is not None:
-            query = query.where(_jobs.c.id.in_(ids))
-        if self.support.skip_locked:
-            query = query.with_for_update(skip_locked=True)
-        return query
-
     def stage(self, *, until: datetime | None = None) -> int:
         """Make scheduled and retryable jobs whose time has come ``available`` to claim."""
-        statement = (
-            update(_jobs)
-            .where(_jobs.c.state.in_(_WAITING))
-            .where(_jobs.c.run_at <= (until or utcnow()))
-            .values(state=JobState.AVAILABLE.value)
+        return self._rowcount(
+            _statements.STAGE, "stage", {"p_until": until or utcnow()}, single_statement=True
         )
-        return self._rowcount(statement, "stage")
 
     def claim(
         self,
@@ -257,31 +264,24 @@ class JobStore:
         if limit <= 0 or not queues:
             return []
 
+        by_id = ids is not None
+        params: dict[str, Any] = {"p_queues": list(queues), "p_limit": limit, "p_owner": worker_id}
+        if by_id:
+            params["p_only"] = list(ids or ())
+
         def work(conn: Connection) -> list[Job]:
             now = utcnow()
-            running = {
-                "state": JobState.RUNNING.value,
-                "attempt": _jobs.c.attempt + 1,
-                "started_at": now,
-                "lease_owner": worker_id,
-                "lease_expires_at": now + lease,
-            }
+            params.update(p_now=now, p_until=now + lease)
             if self.support.update_returning:
-                statement = (
-                    update(_jobs)
-                    .where(_jobs.c.id.in_(self._claimable(queues, limit, ids)))
-                    .values(running)
-                    .returning(*_jobs.c)
-                )
-                claimed = [row_to_job(r) for r in conn.execute(statement)]
+                statement = self._claim_statements[by_id]
+                claimed = [row_to_job(r) for r in conn.execute(statement, params)]
             else:
-                chosen = list(conn.execute(self._claimable(queues, limit, ids)).scalars())
+                chosen = list(conn.execute(self._claimable[by_id], params).scalars())
                 if not chosen:
                     return []
-                conn.execute(update(_jobs).where(_jobs.c.id.in_(chosen)).values(running))
-                claimed = [
-                    row_to_job(r) for r in conn.execute(select(_jobs).where(_jobs.c.id.in_(chosen)))
-                ]
+                params["p_chosen"] = chosen
+                conn.execute(_statements.CLAIM_SELECTED, params)
+                claimed = [row_to_job(r) for r in conn.execute(_statements.SELECT_BY_IDS, params)]
             claimed.sort(key=lambda j: (j.priority, j.run_at, j.id))
             return claimed
 
@@ -289,22 +289,10 @@ class JobStore:
 
     # -- outcomes ------------------------------------------------------------------------
 
-    def complete_statement(self, job: Job, result: Any) -> Update:
-        return (
-            update(_jobs)
-            .where(_owned_by(job))
-            .values(
-                state=JobState.COMPLETED.value,
-                finished_at=utcnow(),
-                lease_owner=None,
-                lease_expires_at=None,
-                result=result,
-            )
-        )
-
     def complete(self, executor: Session | Connection, job: Job, result: Any) -> bool:
         """Mark ``job`` completed inside the caller's transaction. False: the lease was lost."""
-        outcome: Any = executor.execute(self.complete_statement(job, result))
+        params = {**_owner_params(job), "p_now": utcnow(), "p_result": result}
+        outcome: Any = executor.execute(_statements.COMPLETE, params)
         return bool(outcome.rowcount == 1)
 
     def complete_many(self, done: Sequence[tuple[Job, Any]]) -> set[int]:
@@ -313,7 +301,7 @@ class JobStore:
         def work(conn: Connection) -> set[int]:
             return {job.id for job, result in done if self.complete(conn, job, result)}
 
-        return self.run(work, what="complete")
+        return self.run(work, what="complete", single_statement=len(done) == 1)
 
     def _set_outcome(self, job: Job, values: dict[str, Any], what: str) -> bool:
         def work(conn: Connection) -> bool:
@@ -585,12 +573,19 @@ class JobStore:
         )
         return self._rowcount(statement, "prune")
 
-    def _rowcount(self, statement: Delete | Update, what: str) -> int:
+    def _rowcount(
+        self,
+        statement: Delete | Update,
+        what: str,
+        params: dict[str, Any] | None = None,
+        *,
+        single_statement: bool = False,
+    ) -> int:
         def work(conn: Connection) -> int:
-            outcome: Any = conn.execute(statement)
+            outcome: Any = conn.execute(statement, params)
             return int(outcome.rowcount)
 
-        return self.run(work, what=what)
+        return self.run(work, what=what, single_statement=single_statement)
 
     # -- dashboard and CLI queries ---------------------------------------------------------
 

@@ -1,0 +1,99 @@
+"""The job store's hot statements, built once with bound parameters.
+
+Building a SQLAlchemy statement and its cache key costs more CPU than the round trip it makes;
+these are built at import and only receive parameters per execution. Only store.py runs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Integer, String, bindparam, select, update
+
+from .jobs import JobState
+from .schema import UTCDateTime, jobs_table, workers_table
+
+_jobs = jobs_table
+
+#: A worker may write a job's outcome only while it holds the job's lease.
+OWNED = (
+    (_jobs.c.id == bindparam("p_id", type_=Integer))
+    & (_jobs.c.state == JobState.RUNNING.value)
+    & (_jobs.c.lease_owner == bindparam("p_owner", type_=String))
+    & (_jobs.c.attempt == bindparam("p_attempt", type_=Integer))
+)
+
+COMPLETE = (
+    update(_jobs)
+    .where(OWNED)
+    .values(
+        state=JobState.COMPLETED.value,
+        finished_at=bindparam("p_now", type_=UTCDateTime),
+        lease_owner=None,
+        lease_expires_at=None,
+        result=bindparam("p_result", type_=JSON(none_as_null=True)),
+    )
+)
+
+STAGE = (
+    update(_jobs)
+    .where(_jobs.c.state.in_([JobState.SCHEDULED.value, JobState.RETRYABLE.value]))
+    .where(_jobs.c.run_at <= bindparam("p_until", type_=UTCDateTime))
+    .values(state=JobState.AVAILABLE.value)
+)
+
+RENEW_LEASES = (
+    update(_jobs)
+    .where(_jobs.c.id.in_(bindparam("p_ids", expanding=True)))
+    .where(_jobs.c.lease_owner == bindparam("p_owner", type_=String))
+    .where(_jobs.c.state == JobState.RUNNING.value)
+    .values(lease_expires_at=bindparam("p_until", type_=UTCDateTime))
+)
+
+WORKER_ALIVE = (
+    update(workers_table)
+    .where(workers_table.c.id == bindparam("p_owner", type_=String))
+    .values(heartbeat_at=bindparam("p_now", type_=UTCDateTime))
+)
+
+RUNNING_VALUES: dict[str, Any] = {
+    "state": JobState.RUNNING.value,
+    "attempt": _jobs.c.attempt + 1,
+    "started_at": bindparam("p_now", type_=UTCDateTime),
+    "lease_owner": bindparam("p_owner", type_=String),
+    "lease_expires_at": bindparam("p_until", type_=UTCDateTime),
+}
+
+
+def claimable(*, skip_locked: bool, by_id: bool) -> Any:
+    """``SELECT id`` of the next available jobs in claim order (an index-ordered scan)."""
+    query = (
+        select(_jobs.c.id)
+        .where(_jobs.c.queue.in_(bindparam("p_queues", expanding=True)))
+        .where(_jobs.c.state == JobState.AVAILABLE.value)
+        .order_by(_jobs.c.priority, _jobs.c.run_at, _jobs.c.id)
+        .limit(bindparam("p_limit", type_=Integer, literal_execute=True))
+    )
+    if by_id:
+        query = query.where(_jobs.c.id.in_(bindparam("p_only", expanding=True)))
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    return query
+
+
+def claim_returning(*, skip_locked: bool, by_id: bool) -> Any:
+    """Claim in one statement: ``UPDATE ... WHERE id IN (claimable) RETURNING *``."""
+    return (
+        update(_jobs)
+        .where(_jobs.c.id.in_(claimable(skip_locked=skip_locked, by_id=by_id)))
+        .values(RUNNING_VALUES)
+        .returning(*_jobs.c)
+    )
+
+
+CLAIM_SELECTED = (
+    update(_jobs)
+    .where(_jobs.c.id.in_(bindparam("p_chosen", expanding=True)))
+    .values(RUNNING_VALUES)
+)
+SELECT_BY_IDS = select(_jobs).where(_jobs.c.id.in_(bindparam("p_chosen", expanding=True)))
