@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, scoped_session
 from ._lifespan import AppLifespan, WorkerLifespan
 from ._utils import Duration
 from .exceptions import ConfigurationError
+from .web.router import router
 
 if TYPE_CHECKING:
     from .jobqueue import JobQueue
@@ -49,6 +50,7 @@ __all__ = [
     "async_enqueuer",
     "enqueuer",
     "lifespan",
+    "router",
 ]
 
 
