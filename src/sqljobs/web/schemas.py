@@ -1,0 +1,190 @@
+"""Typed response models of the REST API (they appear in the app's OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .._overview import Overview, Throughput
+from ..jobs import Job, JobError, JobState
+
+
+class JobErrorOut(BaseModel):
+    """One failed attempt."""
+
+    attempt: int
+    at: datetime
+    type: str
+    message: str
+    traceback: str
+
+    @classmethod
+    def of(cls, error: JobError) -> JobErrorOut:
+        return cls(
+            attempt=error.attempt,
+            at=error.at,
+            type=error.type,
+            message=error.message,
+            traceback=error.traceback,
+        )
+
+
+class JobSummary(BaseModel):
+    """A job as listed: everything but the error history."""
+
+    id: int
+    task: str
+    queue: str
+    state: JobState
+    priority: int
+    attempt: int
+    max_attempts: int
+    args: Any = Field(description="the job's JSON arguments")
+    run_at: datetime
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_error: str | None = Field(None, description="'Type: message' of the last failure")
+
+    @classmethod
+    def of(cls, job: Job) -> JobSummary:
+        last = job.last_error
+        return cls(
+            id=job.id,
+            task=job.task,
+            queue=job.queue,
+            state=job.state,
+            priority=job.priority,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            args=job.args,
+            run_at=job.run_at,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            last_error=f"{last.type}: {last.message}" if last else None,
+        )
+
+
+class JobDetail(JobSummary):
+    """One job with its result, progress (when the core records it) and every failed attempt."""
+
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    result: Any = None
+    progress: Any = Field(None, description="progress reported by the task, if any")
+    errors: list[JobErrorOut] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, job: Job) -> JobDetail:
+        return cls(
+            **JobSummary.of(job).model_dump(),
+            lease_owner=job.lease_owner,
+            lease_expires_at=job.lease_expires_at,
+            result=job.result,
+            progress=getattr(job, "progress", None),
+            errors=[JobErrorOut.of(e) for e in job.errors],
+        )
+
+
+class JobPage(BaseModel):
+    """A page of jobs, newest first, and how many match the filters in all."""
+
+    items: list[JobSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class QueueStats(BaseModel):
+    queue: str
+    counts: dict[JobState, int] = Field(description="number of jobs in each state")
+    total: int
+    oldest_available_at: datetime | None = Field(
+        None, description="run_at of the longest-waiting available job"
+    )
+    backlog_seconds: float | None = Field(None, description="how long that job has been waiting")
+
+
+class WorkerInfo(BaseModel):
+    id: str
+    hostname: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+class Stats(BaseModel):
+    """Counts per queue and state, totals, and the workers that are alive."""
+
+    at: datetime
+    queues: list[QueueStats]
+    totals: dict[JobState, int]
+    workers: list[WorkerInfo]
+
+    @classmethod
+    def of(cls, view: Overview) -> Stats:
+        queues = []
+        for q in view.queues:
+            backlog = q.backlog_age(view.at)
+            queues.append(
+                QueueStats(
+                    queue=q.queue,
+                    counts=q.counts,
+                    total=q.total,
+                    oldest_available_at=q.oldest_available,
+                    backlog_seconds=backlog.total_seconds() if backlog is not None else None,
+                )
+            )
+        workers = [
+            WorkerInfo(
+                id=w["id"],
+                hostname=w["hostname"],
+                pid=w["pid"],
+                queues=[q for q in str(w["queues"]).split(",") if q],
+                concurrency=w["concurrency"],
+                started_at=w["started_at"],
+                heartbeat_at=w["heartbeat_at"],
+            )
+            for w in view.workers
+        ]
+        return cls(at=view.at, queues=queues, totals=view.totals, workers=workers)
+
+
+class ThroughputPoint(BaseModel):
+    start: datetime
+    completed: int
+    discarded: int
+    cancelled: int
+
+
+class ThroughputOut(BaseModel):
+    """Jobs finished per interval, oldest interval first."""
+
+    bucket_seconds: float
+    points: list[ThroughputPoint]
+
+    @classmethod
+    def of(cls, data: Throughput) -> ThroughputOut:
+        return cls(
+            bucket_seconds=data.bucket.total_seconds(),
+            points=[
+                ThroughputPoint(
+                    start=data.start + data.bucket * i,
+                    completed=p.get(JobState.COMPLETED, 0),
+                    discarded=p.get(JobState.DISCARDED, 0),
+                    cancelled=p.get(JobState.CANCELLED, 0),
+                )
+                for i, p in enumerate(data.points)
+            ],
+        )
+
+
+class Problem(BaseModel):
+    """An error response."""
+
+    detail: str
