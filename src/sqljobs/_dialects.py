@@ -33,13 +33,16 @@ class DialectSupport:
     bookkeeping_isolation: str | None
     #: Single-statement bookkeeping may run in autocommit (cheap to switch on this driver).
     autocommit_statements: bool
+    #: Enqueues NOTIFY and workers LISTEN (PostgreSQL with psycopg 3): no polling delay.
+    listen_notify: bool = False
 
 
 def support_for(engine_or_conn: Engine | Connection) -> DialectSupport:
     dialect = engine_or_conn.dialect
     name = dialect.name
     if name == "postgresql":
-        return DialectSupport(name, True, True, False, "READ COMMITTED", True)
+        listen = engine_or_conn.dialect.driver == "psycopg"
+        return DialectSupport(name, True, True, False, "READ COMMITTED", True, listen)
     if name in ("mysql", "mariadb"):
         # MySQL starts transactions implicitly (no BEGIN round trip); switching autocommit on
         # and off would cost two.

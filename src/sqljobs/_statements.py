@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, bindparam, select, update
+from sqlalchemy import JSON, Integer, String, bindparam, insert, select, text, update
 
 from .jobs import JobState
 from .schema import UTCDateTime, jobs_table, workers_table
 
 _jobs = jobs_table
+
+INSERT = insert(_jobs)
+INSERT_RETURNING_IDS = insert(_jobs).returning(_jobs.c.id, sort_by_parameter_order=True)
+NOTIFY = text("SELECT pg_notify(:p_channel, :p_queue)")
 
 #: A worker may write a job's outcome only while it holds the job's lease.
 OWNED = (

@@ -35,6 +35,8 @@ _FINISHED = sorted(state.value for state in FINISHED_STATES)
 #: Failed attempts kept on a row; older ones are dropped so a row never grows without bound.
 MAX_ERRORS_KEPT = 20
 _TRANSIENT_RETRIES = 6
+#: PostgreSQL channel on which enqueues announce new work to listening workers.
+NOTIFY_CHANNEL = "sqljobs_jobs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,14 +224,21 @@ class JobStore:
         rows = [job.values(now) for job in new_jobs]
 
         def insert_rows(target: Session | Connection) -> list[int]:
+            if self.support.listen_notify:
+                # Delivered to listening workers when (and only if) this transaction commits.
+                ready = sorted({r["queue"] for r in rows if r["state"] == JobState.AVAILABLE})
+                for queue in ready:
+                    target.execute(
+                        _statements.NOTIFY, {"p_channel": NOTIFY_CHANNEL, "p_queue": queue}
+                    )
             if len(rows) == 1:
-                result: Any = target.execute(insert(_jobs).values(rows[0]))
+                result: Any = target.execute(_statements.INSERT, rows[0])
                 return [int(result.inserted_primary_key[0])]
             dialect = self.engine.dialect
             if dialect.insert_executemany_returning_sort_by_parameter_order:
-                statement = insert(_jobs).returning(_jobs.c.id, sort_by_parameter_order=True)
+                statement = _statements.INSERT_RETURNING_IDS
                 return [int(i) for i in target.execute(statement, rows).scalars()]
-            inserted: list[Any] = [target.execute(insert(_jobs).values(r)) for r in rows]
+            inserted: list[Any] = [target.execute(_statements.INSERT, r) for r in rows]
             return [int(result.inserted_primary_key[0]) for result in inserted]
 
         if executor is None:

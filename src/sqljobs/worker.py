@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from . import _dialects, events
 from ._maintenance import Maintenance
+from ._notifier import NotificationListener
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome
 from ._utils import Duration, to_seconds, to_timedelta
 from .exceptions import ConfigurationError, StoreError
@@ -115,6 +116,11 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._heartbeat_stop = threading.Event()
         self._maintenance = Maintenance(self._store, bus=self._bus)
+        self._listener = (
+            NotificationListener(self._store.engine, self._on_notification)
+            if self._store.support.listen_notify
+            else None
+        )
         self._started = False
 
     def __repr__(self) -> str:
@@ -175,6 +181,8 @@ class Worker:
         for index in range(self.concurrency):
             self._spawn(self._slot_loop, f"sqljobs-executor-{index}")
         self._spawn(self._heartbeat_loop, "sqljobs-heartbeat")
+        if self._listener is not None:
+            self._spawn(self._listener.run, "sqljobs-listener")
         self._spawn(self._claim_loop, "sqljobs-claimer")
         self.jobs.attach(self)
         self._bus.emit(events.WORKER_STARTED, worker=self)
@@ -195,6 +203,10 @@ class Worker:
     def notify(self) -> None:
         """Wake the claimer now (new jobs were committed) instead of at the next poll."""
         self._wakeup.set()
+
+    def _on_notification(self, queue: str) -> None:
+        if queue in self.queues:
+            self._wakeup.set()
 
     @property
     def running_jobs(self) -> list[Job]:
@@ -239,6 +251,8 @@ class Worker:
         for _ in range(self.concurrency):
             self._inbox.put(None)
         self._heartbeat_stop.set()
+        if self._listener is not None:
+            self._listener.stop()
         for thread in self._threads:
             if thread.name.startswith("sqljobs-executor") and leftover:
                 continue  # may be stuck in a task that never returns; it is a daemon thread

@@ -364,3 +364,26 @@ def test_worker_refuses_to_start_without_tables(dialect: str, tmp_path: Any) -> 
     jobs = JobQueue(sessionmaker(create_engine(f"sqlite:///{tmp_path / 'empty.db'}")))
     with pytest.raises(SchemaNotReady, match="create_schema"):
         jobs.worker().start()
+
+
+@pytest.mark.dialects("postgresql")
+def test_listen_notify_wakes_a_worker_in_another_process_at_once(
+    jobs: JobQueue, make_engine: Any
+) -> None:
+    @jobs.task(name="wake")
+    def wake() -> None:
+        pass
+
+    # A second JobQueue on its own engine stands for another process: in-process wake-ups
+    # cannot reach the worker, only PostgreSQL's NOTIFY can.
+    producer = JobQueue(sessionmaker(make_engine()))
+    remote_wake = producer.task(name="wake")(lambda: None)
+    worker = jobs.worker(concurrency=1, poll_interval=60)
+    with worker:
+        assert worker._listener is not None
+        eventually(worker._listener.listening.is_set, timeout=10)
+        time.sleep(0.2)  # the claimer has polled once and now sleeps for a minute
+        started = time.monotonic()
+        job_id = remote_wake.enqueue()
+        eventually(lambda: finished(jobs, job_id), timeout=10, interval=0.005)
+        assert time.monotonic() - started < 2

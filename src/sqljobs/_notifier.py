@@ -1,0 +1,62 @@
+"""PostgreSQL LISTEN/NOTIFY: wake workers the moment a job is committed, instead of at the
+next poll. Enqueues ``pg_notify`` in their own transaction, so a rolled-back enqueue wakes
+nobody. Polling stays as the fallback (and the only mechanism on other databases)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from .store import NOTIFY_CHANNEL
+
+log = logging.getLogger("sqljobs.worker")
+
+
+class NotificationListener:
+    """Runs in its own thread on its own connection (detached from the engine's pool)."""
+
+    def __init__(
+        self, engine: Engine, on_queue: Callable[[str], None], *, check_every: float = 1.0
+    ) -> None:
+        self._engine = engine
+        self._on_queue = on_queue
+        self._check_every = check_every
+        self._stop = threading.Event()
+        self.listening = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._listen()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                pause = min(0.5 * 2**failures, 30.0)
+                log.warning(
+                    "LISTEN connection failed (%s); polling until it is back in %.1fs", exc, pause
+                )
+                self._stop.wait(pause)
+
+    def _listen(self) -> None:
+        raw = self._engine.raw_connection()
+        connection: Any = raw.driver_connection
+        raw.detach()  # a LISTENing session must not go back to the pool for others to use
+        try:
+            connection.rollback()
+            connection.autocommit = True
+            connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self.listening.set()
+            while not self._stop.is_set():
+                for notification in connection.notifies(timeout=self._check_every):
+                    self._on_queue(str(notification.payload))
+        finally:
+            self.listening.clear()
+            connection.close()
