@@ -1,0 +1,1 @@
+"""sqljobs benchmark suite: ``bash bench/run`` (see bench/README.md)."""

@@ -1,0 +1,1 @@
+"""Modules the contenders' worker processes import (each configured by environment)."""

@@ -1,0 +1,61 @@
+"""The naive pattern: ``threading.Thread(target=work).start()`` with a new ``SessionLocal()``
+inside, commit / rollback / log / close by hand. One thread per job, the engine's default
+pool (5 + 10 overflow, 30 s timeout). Not durable: jobs live in memory only."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+from bench.contenders.base import Contender
+from bench.db import reset_counters
+from bench.jobbody import run_with_own_session
+from bench.settings import PG_URL, Settings
+
+log = logging.getLogger("bench.naive")
+
+
+class NaiveThreads(Contender):
+    name = "naive-threads"
+    durable = False
+    packages = ("SQLAlchemy", "psycopg")
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.engine = create_engine(PG_URL)
+        self.session_local = sessionmaker(self.engine)
+        self.peak_threads = 0
+
+    def supports(self, workload: str) -> bool:
+        return workload in ("w1", "w2", "w2h", "w3")
+
+    def setup(self) -> None:
+        reset_counters(self.db_url)
+
+    def start(self, processes: int = 1) -> None:
+        pass
+
+    def stop(self) -> None:
+        for thread in threading.enumerate():
+            if thread.name.startswith("naive-job"):
+                thread.join(timeout=60)
+        self.engine.dispose()
+
+    def _work(self, run: str, i: int, mode: str, hold_ms: int, t0: float) -> None:
+        try:
+            run_with_own_session(self.session_local, run, i, mode, hold_ms, t0)
+        except Exception:
+            log.debug("background job %s failed", i, exc_info=True)  # "logged", as usual
+
+    def enqueue(self, run: str, i: int, mode: str, hold_ms: int, t0: float) -> None:
+        thread = threading.Thread(
+            target=self._work, args=(run, i, mode, hold_ms, t0), name=f"naive-job-{i}"
+        )
+        thread.start()
+        self.peak_threads = max(self.peak_threads, threading.active_count())
+
+    def settings_note(self) -> str:
+        return "one thread per job, default QueuePool (5+10, timeout 30 s), in memory"

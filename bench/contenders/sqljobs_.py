@@ -1,0 +1,117 @@
+"""sqljobs on PostgreSQL, MariaDB or SQLite: worker processes via the ``sqljobs`` CLI, or
+(``inproc``) a worker thread pool inside the enqueuing process, as a FastAPI app's lifespan
+would run it."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+import sqljobs
+from bench.apps.sqljobs_app import make_queue
+from bench.contenders.base import Contender
+from bench.db import reset_counters
+from bench.jobbody import job_args
+from bench.procs import Process, venv_script
+from bench.settings import MARIADB_URL, OUT, PG_URL, SQLITE_URL, Settings
+
+PROFILE_DIR = OUT / "profiles"
+#: Set by ``--profile``: worker processes run under ``py-spy record`` (raw folded stacks).
+PROFILE = False
+URLS = {"postgresql": PG_URL, "mariadb": MARIADB_URL, "sqlite": SQLITE_URL}
+
+
+class SqljobsContender(Contender):
+    packages = ("sqljobs", "SQLAlchemy", "psycopg", "PyMySQL")
+
+    def __init__(self, settings: Settings, *, name: str, dialect: str, inproc: bool) -> None:
+        super().__init__(settings)
+        self.name = name
+        self.dialect = dialect
+        self.inproc = inproc
+        self.db_url = URLS[dialect]
+        self.jobs, self.task = make_queue(self.db_url)
+        self._procs: list[Process] = []
+        self._worker: sqljobs.Worker | None = None
+        self.profile_to: str | None = str(PROFILE_DIR / name) if PROFILE else None
+
+    def supports(self, workload: str) -> bool:
+        if workload in ("scale", "finished"):
+            return self.dialect == "postgresql" and not self.inproc
+        if workload == "bulk":
+            return not self.inproc
+        return True
+
+    def setup(self) -> None:
+        self.jobs.drop_schema()
+        self.jobs.create_schema()
+        reset_counters(self.db_url)
+
+    def start(self, processes: int = 1) -> None:
+        conc, poll = self.settings.concurrency, self.settings.poll_interval
+        if self.inproc:
+            self._worker = self.jobs.worker(concurrency=conc, poll_interval=poll)
+            self._worker.start()
+            return
+        for index in range(processes):
+            argv = venv_script("sqljobs", *argv_tail(conc, poll))
+            if self.profile_to:
+                out = f"{self.profile_to}.{int(time.time())}.{processes}p{index}.txt"
+                spy = ("record", "-r", "200", "-f", "raw", "-o", out, "--")
+                argv = venv_script("py-spy", *spy) + argv
+            self._procs.append(
+                Process(f"{self.name}-{index}", argv, env={"BENCH_SQLJOBS_URL": self.db_url})
+            )
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.stop(grace=10)
+            self._worker = None
+        sig = signal.SIGINT if self.profile_to else signal.SIGTERM
+        for proc in self._procs:
+            proc.stop(sig=sig)
+        self._procs = []
+
+    def reset(self) -> None:
+        self.jobs.prune(older_than=0)
+
+    def enqueue(self, run: str, i: int, mode: str, hold_ms: int, t0: float) -> None:
+        self.task.enqueue(**job_args(run, i, mode, hold_ms, t0))
+
+    def has_bulk(self) -> bool:
+        return True
+
+    def enqueue_bulk(self, run: str, count: int, mode: str) -> None:
+        prepared = [self.task.prepare(**job_args(run, i, mode, 0, 0.0)) for i in range(count)]
+        self.jobs.enqueue_many(None, prepared)
+
+    def check(self) -> str:
+        counts: dict[Any, int] = {}
+        for (_queue, state), n in self.jobs.counts().items():
+            counts[state.value] = counts.get(state.value, 0) + n
+        unfinished = {s: n for s, n in counts.items() if s != "completed"}
+        return ", ".join(f"{n} {s}" for s, n in sorted(unfinished.items()))
+
+    def settings_note(self) -> str:
+        where = "in-process worker" if self.inproc else "`sqljobs worker` process(es)"
+        return (
+            f"{where}, concurrency {self.settings.concurrency}, "
+            f"poll_interval {self.settings.poll_interval}s"
+        )
+
+    def worker_logs(self) -> str:
+        return "\n".join(p.tail() for p in self._procs)
+
+
+def argv_tail(conc: int, poll: float) -> list[str]:
+    return [
+        "worker",
+        "bench.apps.sqljobs_app:jobs",
+        "--concurrency",
+        str(conc),
+        "--poll-interval",
+        str(poll),
+        "--log-level",
+        "WARNING",
+    ]

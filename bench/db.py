@@ -1,0 +1,60 @@
+"""Benchmark databases: create them, reset the counters table, read its sum."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+
+from bench.settings import COUNTER_ROWS, MARIADB_URL, OUT, PG_URL
+
+
+def ensure_databases() -> None:
+    """Create ``sqljobs_bench`` on PostgreSQL and MariaDB if missing (loopback only)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    for url in (PG_URL, MARIADB_URL):
+        parsed = make_url(url)
+        if parsed.host not in ("127.0.0.1", "localhost", "::1"):
+            raise SystemExit(f"refusing a non-loopback database: {parsed.host}")
+    pg_admin = create_engine(
+        make_url(PG_URL).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    with pg_admin.connect() as conn:
+        name = make_url(PG_URL).database
+        if not conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+        ).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    pg_admin.dispose()
+    maria_admin = create_engine(make_url(MARIADB_URL).set(database="mysql"))
+    with maria_admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{make_url(MARIADB_URL).database}`"))
+    maria_admin.dispose()
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    return create_engine(url)
+
+
+def reset_counters(url: str) -> None:
+    """(Re)create ``counters`` with 10 rows at zero."""
+    engine = engine_for(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS counters"))
+        conn.execute(text("CREATE TABLE counters (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)"))
+        conn.execute(
+            text("INSERT INTO counters (id, n) VALUES (:id, 0)"),
+            [{"id": k} for k in range(1, COUNTER_ROWS + 1)],
+        )
+
+
+def zero_counters(url: str) -> None:
+    with engine_for(url).begin() as conn:
+        conn.execute(text("UPDATE counters SET n = 0"))
+
+
+def counter_sum(url: str) -> int:
+    with engine_for(url).connect() as conn:
+        return int(conn.execute(text("SELECT COALESCE(SUM(n), 0) FROM counters")).scalar_one())

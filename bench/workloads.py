@@ -1,0 +1,204 @@
+"""The workloads: W1 no-op, W2 database work, W2h held connections, W3 pickup latency, the
+pgbench ceiling, and the scale runs (processes, 1M finished rows, bulk enqueue)."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import time
+
+from sqlalchemy import text
+
+from bench.contenders.base import Contender, new_run
+from bench.db import counter_sum, engine_for, reset_counters, zero_counters
+from bench.markers import MarkerReader, Tally
+from bench.results import Result
+from bench.settings import OUT, PG_URL, Settings
+
+PGBENCH_SCRIPT = "\\set k random(1, 10)\nUPDATE counters SET n = n + 1 WHERE id = :k;\n"
+
+
+class Stalled(RuntimeError):
+    pass
+
+
+def wait_for(reader: MarkerReader, n: int, settings: Settings, settle: float = 3.0) -> Tally:
+    """Wait until every job finished or failed (then give retries ``settle`` seconds), or
+    until no job progressed for 45 s / the overall timeout passed."""
+    deadline = time.monotonic() + settings.job_timeout
+    last_progress, seen = time.monotonic(), -1
+    settled_at: float | None = None
+    while True:
+        tally = reader.poll()
+        now = time.monotonic()
+        if tally.done >= n:
+            return tally
+        if tally.settled() + tally.errors != seen:
+            seen, last_progress = tally.settled() + tally.errors, now
+        if tally.settled() >= n:
+            settled_at = settled_at or now
+            if now - settled_at > settle:
+                return tally
+        if now > deadline or now - last_progress > 45:
+            return tally
+        time.sleep(0.01)
+
+
+def warm_up(contender: Contender, settings: Settings, processes: int) -> None:
+    """Run a few no-op jobs so workers are connected and idle before measuring."""
+    run = new_run("warm")
+    count = settings.concurrency * processes * 2
+    reader = MarkerReader(run)
+    for i in range(count):
+        contender.enqueue(run, i, "noop", 0, time.time())
+    tally = wait_for(reader, count, settings)
+    if tally.done < count:
+        raise Stalled(f"warm-up: only {tally.done}/{count} no-op jobs ran")
+    time.sleep(0.5)
+    contender.reset()
+
+
+def throughput(
+    contender: Contender,
+    settings: Settings,
+    workload: str,
+    *,
+    mode: str,
+    n: int,
+    processes: int = 1,
+) -> Result:
+    """Enqueue ``n`` jobs one by one (each in its own transaction / request) while the
+    workers run; end-to-end jobs/s = n / (first enqueue -> last job finished)."""
+    uses_db = mode != "noop"
+    if uses_db:
+        zero_counters(contender.db_url)
+    run = new_run(workload)
+    reader = MarkerReader(run)
+    hold = settings.hold_ms if mode == "hold" else 0
+    start = time.time()
+    for i in range(n):
+        contender.enqueue(run, i, mode, hold, time.time())
+    enqueued = time.time()
+    tally = wait_for(reader, n, settings)
+    result = _result(workload, contender, n, processes, tally, start)
+    result.enqueue_per_s = n / max(enqueued - start, 1e-9)
+    if uses_db:
+        result.counter_sum = counter_sum(contender.db_url)
+        result.expected_sum = n
+    result.leftover = contender.check()
+    return result
+
+
+def latency(contender: Contender, settings: Settings) -> Result:
+    """Enqueue at a steady rate; pickup latency = job start - enqueue call start."""
+    run = new_run("w3")
+    reader = MarkerReader(run)
+    n = int(settings.latency_rate * settings.latency_seconds)
+    t0s: dict[int, float] = {}
+    start = time.time()
+    for i in range(n):
+        due = start + i / settings.latency_rate
+        pause = due - time.time()
+        if pause > 0:
+            time.sleep(pause)
+        t0s[i] = time.time()
+        contender.enqueue(run, i, "noop", 0, t0s[i])
+    tally = wait_for(reader, n, settings)
+    result = _result("w3", contender, n, 1, tally, start)
+    waits = sorted((tally.started[i] - t0s[i]) * 1000 for i in tally.started)
+    if waits:
+        result.p50_ms = statistics.median(waits)
+        result.p99_ms = waits[min(len(waits) - 1, round(0.99 * (len(waits) - 1)))]
+        result.max_ms = waits[-1]
+    result.jobs_per_s = None
+    result.leftover = contender.check()
+    return result
+
+
+def _result(
+    workload: str, contender: Contender, n: int, processes: int, tally: Tally, start: float
+) -> Result:
+    end = max(tally.finished.values(), default=time.time())
+    return Result(
+        workload=workload,
+        contender=contender.name,
+        n=n,
+        processes=processes,
+        jobs_per_s=tally.done / max(end - start, 1e-9),
+        errors=tally.errors,
+        lost=n - tally.done,
+        seconds=end - start,
+        error_kinds=dict(tally.messages),
+    )
+
+
+def bulk_enqueue(contender: Contender, settings: Settings) -> Result:
+    """Enqueue ``bulk_n`` jobs in one call (no workers running)."""
+    run = new_run("bulk")
+    start = time.perf_counter()
+    contender.enqueue_bulk(run, settings.bulk_n, "noop")
+    elapsed = time.perf_counter() - start
+    return Result(
+        workload="bulk",
+        contender=contender.name,
+        n=settings.bulk_n,
+        enqueue_per_s=settings.bulk_n / elapsed,
+        seconds=elapsed,
+    )
+
+
+def seed_finished(url: str, rows: int) -> float:
+    """Insert ``rows`` completed sqljobs jobs directly (PostgreSQL); returns seconds taken."""
+    start = time.perf_counter()
+    with engine_for(url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sqljobs_jobs (queue, task, args, state, priority, attempt,"
+                " max_attempts, run_at, created_at, started_at, finished_at, errors)"
+                " SELECT 'default', 'bench.job', CAST('{}' AS json), 'completed', 0, 1, 5,"
+                " now() - interval '1 day', now() - interval '1 day',"
+                " now() - interval '1 day', now() - interval '1 day', CAST('[]' AS json)"
+                " FROM generate_series(1, :rows)"
+            ),
+            {"rows": rows},
+        )
+    with engine_for(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE sqljobs_jobs"))
+    return time.perf_counter() - start
+
+
+def pgbench_ceiling(settings: Settings) -> Result:
+    """pgbench running the same UPDATE with ``concurrency`` clients on the same server."""
+    reset_counters(PG_URL)
+    script = OUT / "pgbench_update.sql"
+    script.write_text(PGBENCH_SCRIPT)
+    clients = settings.concurrency
+    argv = [
+        "pgbench",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+        "-n",
+        "-c",
+        str(clients),
+        "-j",
+        str(min(clients, 2)),
+        "-T",
+        str(settings.pgbench_seconds),
+        "-f",
+        str(script),
+        engine_for(PG_URL).url.database or "postgres",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
+    result = Result(workload="ceiling", contender="pgbench", n=0, processes=clients)
+    if done.returncode != 0 or match is None:
+        result.failure = f"pgbench failed: {done.stderr.strip()[-300:]}"
+        return result
+    result.jobs_per_s = float(match.group(1))
+    result.seconds = settings.pgbench_seconds
+    result.note = f"{clients} clients, simple protocol, {settings.pgbench_seconds}s"
+    result.counter_sum = counter_sum(PG_URL)
+    return result
