@@ -25,13 +25,33 @@ class JobRunner:
     def run(self, job: Job) -> Outcome:
         """Execute ``job`` and store its outcome. Store errors propagate (the lease then
         expires and the job is rescued)."""
+        outcome, duration = self.execute(job)
+        return self.persist(job, outcome, duration)
+
+    def execute(self, job: Job) -> tuple[Outcome, float]:
+        """Run the task; nothing is stored yet unless its own session committed it."""
         self._bus.emit(events.JOB_STARTED, job=job)
         started = time.monotonic()
         outcome = self._executor.execute(job)
-        duration = time.monotonic() - started
-        stored = self._persist(job, outcome)
-        self._report(job, outcome if stored else LeaseLost(), duration)
-        return outcome if stored else LeaseLost()
+        return outcome, time.monotonic() - started
+
+    def persist(self, job: Job, outcome: Outcome, duration: float) -> Outcome:
+        """Store ``outcome`` and report it; :class:`LeaseLost` if the job was taken away."""
+        stored = outcome if self._persist(job, outcome) else LeaseLost()
+        self._report(job, stored, duration)
+        return stored
+
+    def persist_completions(
+        self, done: list[tuple[Job, Completed, float]]
+    ) -> list[tuple[Job, Outcome]]:
+        """Store many completions of session-less tasks in one transaction, and report them."""
+        stored = self._store.complete_many([(job, outcome.result) for job, outcome, _ in done])
+        reported: list[tuple[Job, Outcome]] = []
+        for job, outcome, duration in done:
+            final: Outcome = outcome if job.id in stored else LeaseLost()
+            self._report(job, final, duration)
+            reported.append((job, final))
+        return reported
 
     def _persist(self, job: Job, outcome: Outcome) -> bool:
         if isinstance(outcome, Completed):

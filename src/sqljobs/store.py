@@ -308,8 +308,18 @@ class JobStore:
         """Complete jobs whose task had no session, in one transaction; returns those stored."""
 
         def work(conn: Connection) -> set[int]:
+            if len(done) > 1 and self.engine.dialect.supports_sane_multi_rowcount:
+                params = [
+                    {**_owner_params(job), "p_now": now, "p_result": result} for job, result in done
+                ]
+                outcome: Any = conn.execute(_statements.COMPLETE, params)
+                if outcome.rowcount == len(done):
+                    return {job.id for job, _ in done}
+                conn.rollback()  # some lease was lost: find out which, one by one
+                _dialects.begin_write(conn)
             return {job.id for job, result in done if self.complete(conn, job, result)}
 
+        now = utcnow()
         return self.run(work, what="complete", single_statement=len(done) == 1)
 
     def _set_outcome(self, job: Job, values: dict[str, Any], what: str) -> bool:

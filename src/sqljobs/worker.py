@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sqljobs.worker")
 
-#: Connections a worker uses besides its executors: the claimer and the heartbeat.
-OWN_CONNECTIONS = 2
+#: Connections a worker uses besides its executors: claimer, completer and heartbeat.
+OWN_CONNECTIONS = 3
+#: Most completions stored in one transaction.
+MAX_COMPLETION_BATCH = 500
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Worker:
         self._bus = jobs.events
         self._slots = threading.Semaphore(concurrency)
         self._inbox: _queue.Queue[Job | None] = _queue.Queue()
+        self._completions: _queue.Queue[tuple[Job, Completed, float] | None] = _queue.Queue()
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -144,8 +147,8 @@ class Worker:
         if capacity is not None and capacity < needed:
             raise ConfigurationError(
                 f"concurrency={self.concurrency} needs up to {needed} connections "
-                f"({self.concurrency} job sessions + {OWN_CONNECTIONS} for claiming and "
-                f"heartbeats), but the engine's pool holds at most {capacity} "
+                f"({self.concurrency} job sessions + {OWN_CONNECTIONS} for claiming, "
+                f"completing and heartbeats), but the engine's pool holds at most {capacity} "
                 "(pool_size + max_overflow). Lower concurrency, or raise pool_size/max_overflow "
                 "in create_engine(...); an app serving requests from the same engine needs "
                 "room for those too."
@@ -180,6 +183,7 @@ class Worker:
         )
         for index in range(self.concurrency):
             self._spawn(self._slot_loop, f"sqljobs-executor-{index}")
+        self._spawn(self._complete_loop, "sqljobs-completer")
         self._spawn(self._heartbeat_loop, "sqljobs-heartbeat")
         if self._listener is not None:
             self._spawn(self._listener.run, "sqljobs-listener")
@@ -234,6 +238,11 @@ class Worker:
                 if remaining <= 0:
                     break
                 self._idle.wait(timeout=remaining)
+        # Store the completions already made before giving anything back.
+        self._completions.put(None)
+        completer = next(t for t in self._threads if t.name == "sqljobs-completer")
+        completer.join(timeout=30)
+        with self._idle:
             leftover = [entry.job for entry in self._running.values()]
         if leftover:
             try:
@@ -339,23 +348,67 @@ class Worker:
             job = self._inbox.get()
             if job is None:
                 return
+            handed_over = False
             try:
-                self._count(self._runner.run(job))
+                outcome, duration = self._runner.execute(job)
+                if isinstance(outcome, Completed) and not outcome.persisted:
+                    # Session-less tasks are completed in batches by the completer thread;
+                    # the job keeps its lease (and heartbeats) until that commit.
+                    self._completions.put((job, outcome, duration))
+                    handed_over = True
+                else:
+                    self._count(self._runner.persist(job, outcome, duration))
             except StoreError as exc:
-                log.error(
-                    "job %s: storing its outcome failed (%s); it will be rescued when its "
-                    "lease expires",
-                    job.id,
-                    exc,
-                )
-                self._bus.emit(events.WORKER_ERROR, worker=self, error=exc)
+                self._store_failed([job], exc)
             except BaseException:
                 log.exception("job %s: unexpected error in the worker", job.id)
             finally:
-                with self._idle:
-                    self._running.pop(job.id, None)
-                    self._idle.notify_all()
+                if not handed_over:
+                    self._forget([job])
                 self._slots.release()
+
+    def _complete_loop(self) -> None:
+        while True:
+            first = self._completions.get()
+            if first is None:
+                return
+            batch = [first]
+            finished = False
+            while len(batch) < MAX_COMPLETION_BATCH:
+                try:
+                    item = self._completions.get_nowait()
+                except _queue.Empty:
+                    break
+                if item is None:
+                    finished = True
+                    break
+                batch.append(item)
+            try:
+                for _job, outcome in self._runner.persist_completions(batch):
+                    self._count(outcome)
+            except StoreError as exc:
+                self._store_failed([job for job, _, _ in batch], exc)
+            except BaseException:
+                log.exception("storing %d completion(s) failed unexpectedly", len(batch))
+            finally:
+                self._forget([job for job, _, _ in batch])
+            if finished:
+                return
+
+    def _store_failed(self, failed: list[Job], exc: StoreError) -> None:
+        log.error(
+            "storing the outcome of job(s) %s failed (%s); they will be rescued when "
+            "their lease expires",
+            [job.id for job in failed],
+            exc,
+        )
+        self._bus.emit(events.WORKER_ERROR, worker=self, error=exc)
+
+    def _forget(self, done: list[Job]) -> None:
+        with self._idle:
+            for job in done:
+                self._running.pop(job.id, None)
+            self._idle.notify_all()
 
     def _count(self, outcome: Outcome) -> None:
         with self._lock:

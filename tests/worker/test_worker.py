@@ -91,7 +91,7 @@ def test_concurrency_limit_is_honoured_and_reached(jobs: JobQueue) -> None:
 
 
 def test_pool_checkedout_stays_bounded(make_engine: Any) -> None:
-    engine: Engine = make_engine(pool_size=4, max_overflow=2)
+    engine: Engine = make_engine(pool_size=5, max_overflow=2)
     factory = sessionmaker(engine)
     jobs = JobQueue(factory)
     jobs.create_schema()
@@ -109,13 +109,14 @@ def test_pool_checkedout_stays_bounded(make_engine: Any) -> None:
     ids = jobs.enqueue_many(None, [work.prepare() for _ in range(40)])
     with jobs.worker(concurrency=4, poll_interval=0.02):
         eventually(lambda: finished(jobs, *ids))
-    assert 0 < peak <= 4 + 2
+    assert 0 < peak <= 4 + 3
 
 
 def test_a_pool_too_small_for_the_concurrency_is_refused(make_engine: Any) -> None:
     engine = make_engine(pool_size=3, max_overflow=0)
     jobs = JobQueue(sessionmaker(engine))
-    with pytest.raises(ConfigurationError, match=r"concurrency=4 needs up to 6 connections.*3"):
+    refused = r"concurrency=4 needs up to 7 connections.*at most 3"
+    with pytest.raises(ConfigurationError, match=refused):
         jobs.worker(concurrency=4).start()
 
 
