@@ -1,0 +1,27 @@
+"""The app the CLI tests point ``--app`` / ``$SQLJOBS_APP`` at (database from the environment)."""
+
+from __future__ import annotations
+
+import os
+
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from sqljobs import Backoff, JobQueue
+from tests.helpers import increment
+
+engine = create_engine(os.environ["SQLJOBS_TEST_DATABASE_URL"], pool_size=10)
+SessionLocal = sessionmaker(engine)
+jobs = JobQueue(SessionLocal)
+not_a_queue = "just a string"
+
+
+@jobs.task(name="bump", queue="counters", max_attempts=3)
+def bump(session: Session, counter_id: int = 1) -> int:
+    increment(session, counter_id)
+    return counter_id
+
+
+@jobs.task(name="explode", queue="mail", max_attempts=1, backoff=Backoff(base=0.01, jitter=0))
+def explode(message: str) -> None:
+    raise RuntimeError(message)
