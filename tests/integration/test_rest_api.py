@@ -226,7 +226,7 @@ def test_dashboard_pages_render_and_escape_job_data(
     listing = client.get(f"{PREFIX}/jobs", params={"state": "discarded"})
     assert f'data-job-id="{ids["boom"]}"' in listing.text
     assert f'data-job-id="{ids["ok1"]}"' not in listing.text
-    assert "Showing 1–1 of 1 job (filtered)" in listing.text
+    assert "Showing 1\u20131 of 1 job (filtered)" in listing.text
 
     detail = client.get(f"{PREFIX}/jobs/{ids['boom']}")
     assert detail.status_code == 200
@@ -247,10 +247,10 @@ def test_dashboard_pages_render_and_escape_job_data(
 def test_dashboard_paging(client: TestClient, jobs: JobQueue, tasks: dict[str, Any]) -> None:
     jobs.enqueue_many(None, [tasks["ok"].prepare(n=i) for i in range(55)])
     first = client.get(f"{PREFIX}/jobs", params={"queue": "default"})
-    assert "Showing 1–50 of 55 jobs (filtered)" in first.text
+    assert "Showing 1\u201350 of 55 jobs (filtered)" in first.text
     assert 'href="?queue=default&amp;page=2"' in first.text
     second = client.get(f"{PREFIX}/jobs", params={"queue": "default", "page": 2})
-    assert "Showing 51–55 of 55 jobs" in second.text and second.text.count("data-job-id=") == 5
+    assert "Showing 51\u201355 of 55 jobs" in second.text and second.text.count("data-job-id=") == 5
 
 
 def test_dashboard_forms_need_the_csrf_token(
