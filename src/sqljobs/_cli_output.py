@@ -267,10 +267,12 @@ class Rate:
 
 
 def worker_summary(worker: Worker, rate: float) -> dict[str, Any]:
+    """Counters for the live view and summary lines. ``done`` (not ``completed``) keeps
+    ``completed=N`` unique to the final ``stopped: WorkerStats(...)`` line scripts parse."""
     stats = worker.stats
     return {
         "running": len(worker.running_jobs),
-        "completed": stats.completed,
+        "done": stats.completed,
         "failed": stats.failed,
         "discarded": stats.discarded,
         "cancelled": stats.cancelled,
@@ -283,11 +285,11 @@ def summary_table(worker: Worker, summary: dict[str, Any]) -> RenderableType:
     from rich.table import Table
 
     table = Table(title=f"sqljobs worker {_escape(worker.id)}", title_justify="left")
-    for column in ("running", "completed", "failed", "discarded", "cancelled", "rate", "uptime"):
+    for column in ("running", "done", "failed", "discarded", "cancelled", "rate", "uptime"):
         table.add_column(column, justify="right")
     table.add_row(
         f"{summary['running']}/{worker.concurrency}",
-        f"[green]{summary['completed']}[/]",
+        f"[green]{summary['done']}[/]",
         f"[dark_orange]{summary['failed']}[/]",
         f"[red]{summary['discarded']}[/]",
         str(summary["cancelled"]),

@@ -70,6 +70,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .worker import Worker
+
 APP_ENV = "SQLJOBS_APP"
 APP_HELP = f"module:attribute of your JobQueue (default: ${APP_ENV})"
 STATES = ", ".join(s.value for s in JobState)
@@ -201,13 +203,19 @@ def run_worker(
             while not stop_requested.wait(0.5) and not worker.stopped:
                 if summary_interval > 0 and time.monotonic() >= next_line:
                     next_line += summary_interval
-                    fields = " ".join(f"{k}={v}" for k, v in summary().items())
-                    print(f"sqljobs worker {worker.id}: {fields}", flush=True)
+                    print_summary_line(worker, summary())
     finally:
         worker.stop()
         jobs.close()
+    if not live and summary_interval > 0:
+        print_summary_line(worker, summary())
     print(f"sqljobs worker {worker.id} stopped: {worker.stats}", flush=True)
     return EXIT_OK
+
+
+def print_summary_line(worker: Worker, summary: dict[str, Any]) -> None:
+    fields = " ".join(f"{k}={v}" for k, v in summary.items())
+    print(f"sqljobs worker {worker.id}: {fields}", flush=True)
 
 
 def _build_app() -> Any:
