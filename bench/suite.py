@@ -23,7 +23,7 @@ def _failed(workload: str, name: str, exc: BaseException, processes: int = 1) ->
         workload=workload,
         contender=name,
         processes=processes,
-        failure=f"{type(exc).__name__}: {exc}"[:400],
+        failure=" ".join(f"{type(exc).__name__}: {exc}".split())[:400],
     )
 
 

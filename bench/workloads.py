@@ -53,6 +53,7 @@ def warm_up(contender: Contender, settings: Settings, processes: int) -> None:
     for i in range(count):
         contender.enqueue(run, i, "noop", 0, time.time())
     tally = wait_for(reader, count, settings)
+    settle(contender)
     if tally.done < count:
         raise Stalled(f"warm-up: only {tally.done}/{count} no-op jobs ran")
     time.sleep(0.5)
@@ -81,7 +82,8 @@ def throughput(
         contender.enqueue(run, i, mode, hold, time.time())
     enqueued = time.time()
     tally = wait_for(reader, n, settings)
-    result = _result(workload, contender, n, processes, tally, start)
+    settled = settle(contender)
+    result = _result(workload, contender, n, processes, tally, start, settled)
     result.enqueue_per_s = n / max(enqueued - start, 1e-9)
     if uses_db:
         result.counter_sum = counter_sum(contender.db_url)
@@ -105,6 +107,7 @@ def latency(contender: Contender, settings: Settings) -> Result:
         t0s[i] = time.time()
         contender.enqueue(run, i, "noop", 0, t0s[i])
     tally = wait_for(reader, n, settings)
+    settle(contender)
     result = _result("w3", contender, n, 1, tally, start)
     waits = sorted((tally.started[i] - t0s[i]) * 1000 for i in tally.started)
     if waits:
@@ -116,10 +119,32 @@ def latency(contender: Contender, settings: Settings) -> Result:
     return result
 
 
+def settle(contender: Contender, timeout: float = 10.0) -> float | None:
+    """After the jobs reported done, wait until the system's own bookkeeping has recorded
+    them finished too (a job's work commits before its completion does in several systems);
+    returns when it did, or None if nothing was left to wait for (or it never settled)."""
+    if not contender.check():
+        return None
+    deadline = time.monotonic() + timeout
+    while contender.check():
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.005)
+    return time.time()
+
+
 def _result(
-    workload: str, contender: Contender, n: int, processes: int, tally: Tally, start: float
+    workload: str,
+    contender: Contender,
+    n: int,
+    processes: int,
+    tally: Tally,
+    start: float,
+    settled: float | None = None,
 ) -> Result:
     end = max(tally.finished.values(), default=time.time())
+    if settled is not None and tally.done == n:
+        end = max(end, settled)
     return Result(
         workload=workload,
         contender=contender.name,

@@ -1,19 +1,21 @@
-"""PgQueuer (PostgreSQL, LISTEN/NOTIFY) with one ``pgq run`` process per worker; enqueue
+"""PgQueuer (PostgreSQL, LISTEN/NOTIFY) with one worker process (``pgqueuer.run``) each; enqueue
 with its ``SyncQueries`` on a psycopg connection."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 
 import psycopg
 from pgqueuer.db import SyncPsycopgDriver
 from pgqueuer.queries import SyncQueries
 
-from bench.apps.pgqueuer_app import ENTRYPOINT
+from bench.apps.pgqueuer_app import ENTRYPOINT, install
 from bench.contenders.base import Contender
 from bench.db import reset_counters
 from bench.jobbody import job_args
-from bench.procs import Process, venv_script
+from bench.procs import Process, python_module
 from bench.settings import PG_DSN, Settings
 
 
@@ -35,11 +37,8 @@ class PgQueuerContender(Contender):
         return cursor.fetchall() if cursor.description else []
 
     def setup(self) -> None:
-        if not self._sql("SELECT to_regclass('pgqueuer') IS NOT NULL")[0][0]:
-            proc = Process("pgqueuer-install", venv_script("pgq", "install"), env=self._env())
-            if proc.popen.wait(timeout=60) != 0:
-                raise RuntimeError(f"pgq install failed:\n{proc.tail()}")
-            proc.stop()
+        os.environ["BENCH_PG_DSN"] = PG_DSN
+        asyncio.run(install())
         self._clear()
         reset_counters(self.db_url)
 
@@ -57,7 +56,7 @@ class PgQueuerContender(Contender):
 
     def start(self, processes: int = 1) -> None:
         for index in range(processes):
-            argv = venv_script("pgq", "run", "bench.apps.pgqueuer_app:main")
+            argv = python_module("bench.apps.pgqueuer_app")
             self._procs.append(Process(f"pgqueuer-{index}", argv, env=self._env()))
 
     def stop(self) -> None:
@@ -87,6 +86,6 @@ class PgQueuerContender(Contender):
 
     def settings_note(self) -> str:
         return (
-            f"`pgq run`, entrypoint concurrency_limit {self.settings.concurrency}, "
-            "sync work in asyncio.to_thread"
+            "`pgqueuer.run` (as `pgq run`), no entrypoint limit (see bench/apps/pgqueuer_app.py),"
+            f" work on {self.settings.concurrency} threads"
         )

@@ -36,14 +36,14 @@ class ProcrastinateContender(Contender):
             return cursor.fetchall() if cursor.description else []
 
     def setup(self) -> None:
+        if not self._opened:
+            self.module.app.open()
+            self._opened = True
         exists = self._sql("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")[0][0]
         if not exists:
             self.module.app.schema_manager.apply_schema()
         self._sql("TRUNCATE procrastinate_jobs CASCADE")
         reset_counters(self.db_url)
-        if not self._opened:
-            self.module.app.open()
-            self._opened = True
 
     def start(self, processes: int = 1) -> None:
         for index in range(processes):
