@@ -35,6 +35,8 @@ class DialectSupport:
     autocommit_statements: bool
     #: Enqueues NOTIFY and workers LISTEN (PostgreSQL with psycopg 3): no polling delay.
     listen_notify: bool = False
+    #: A per-transaction statement timeout can enforce a task's timeout inside the database.
+    statement_timeout: bool = False
 
 
 def support_for(engine_or_conn: Engine | Connection) -> DialectSupport:
@@ -42,7 +44,7 @@ def support_for(engine_or_conn: Engine | Connection) -> DialectSupport:
     name = dialect.name
     if name == "postgresql":
         listen = engine_or_conn.dialect.driver == "psycopg"
-        return DialectSupport(name, True, True, False, "READ COMMITTED", True, listen)
+        return DialectSupport(name, True, True, False, "READ COMMITTED", True, listen, True)
     if name in ("mysql", "mariadb"):
         # MySQL starts transactions implicitly (no BEGIN round trip); switching autocommit on
         # and off would cost two.

@@ -12,16 +12,18 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import _dialects
 from ._arguments import to_json_value
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
 from ._utils import to_timedelta, utcnow
+from .context import JobContext
 from .exceptions import (
     Cancel,
     InvalidArguments,
@@ -32,7 +34,7 @@ from .exceptions import (
     TaskNotRegistered,
 )
 from .jobs import Job, JobError
-from .registry import DEFAULT_MAX_ATTEMPTS, Task, TaskRegistry, make_backoff
+from .registry import CONTEXT_PARAMETER, DEFAULT_MAX_ATTEMPTS, Task, TaskRegistry, make_backoff
 from .store import JobStore
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ _MAX_MESSAGE = 2_000
 #: Errors that will fail the same way on every attempt: discard at once.
 _PERMANENT = (InvalidArguments,)
 _FALLBACK_BACKOFF = make_backoff(None)
+#: PostgreSQL aborts any statement of the task's transaction that runs past its timeout.
+_STATEMENT_TIMEOUT = text("SELECT set_config('statement_timeout', :ms, true)")
 
 
 def error_record(job: Job, exc: BaseException) -> JobError:
@@ -100,14 +104,17 @@ class Executor:
             # aiosqlite connections wait for the write lock like the sync ones do.
             _dialects.set_sqlite_busy_timeout(async_engine.sync_engine)
 
-    def execute(self, job: Job) -> Outcome:
+    def execute(self, job: Job, ctx: JobContext | None = None) -> Outcome:
         try:
             task = self._registry[job.task]
             kwargs = task.arguments.bind_stored(job.args)
         except (TaskNotRegistered, InvalidArguments) as exc:
             return map_exception(job, None, exc)
+        ctx = ctx or JobContext(job)
+        if task.wants_context:
+            kwargs[CONTEXT_PARAMETER] = ctx
         if task.is_async:
-            return self._async_runner().run(self._execute_async(task, job, kwargs))
+            return self._async_runner().run(self._execute_async(task, job, kwargs, ctx))
         if task.wants_session:
             return self._execute_with_session(task, job, kwargs)
         return self._execute_plain(task, job, kwargs)
@@ -128,6 +135,8 @@ class Executor:
         try:
             if self._store.support.single_writer:
                 _dialects.begin_write(session.connection())
+            if task.timeout is not None and self._store.support.statement_timeout:
+                session.execute(_STATEMENT_TIMEOUT, {"ms": str(int(task.timeout * 1000))})
             result = task.func(session=session, **kwargs)
             _check_timeout(task, started)
             stored = to_json_value(result)
@@ -143,14 +152,16 @@ class Executor:
         finally:
             _safely(session.close)
 
-    async def _execute_async(self, task: Task[Any], job: Job, kwargs: dict[str, Any]) -> Outcome:
+    async def _execute_async(
+        self, task: Task[Any], job: Job, kwargs: dict[str, Any], ctx: JobContext
+    ) -> Outcome:
         started = time.monotonic()
         if not task.wants_session:
             try:
-                result = await asyncio.wait_for(task.func(**kwargs), task.timeout)
+                result = await _cancellable(task.func(**kwargs), task.timeout, ctx)
                 return Completed(result=to_json_value(result), persisted=False)
             except BaseException as exc:
-                return map_exception(job, task, _describe_async(exc, task, started))
+                return map_exception(job, task, _describe_async(exc, task, started, ctx))
         if self._async_session_factory is None:  # checked when the task is registered
             raise AssertionError("async task with a session but no async_session_factory")
         session = self._async_session_factory()
@@ -158,7 +169,7 @@ class Executor:
             if self._store.support.single_writer:
                 connection = await session.connection()
                 await connection.run_sync(_dialects.begin_write)
-            result = await asyncio.wait_for(task.func(session=session, **kwargs), task.timeout)
+            result = await _cancellable(task.func(session=session, **kwargs), task.timeout, ctx)
             stored = to_json_value(result)
             completed = await session.run_sync(
                 lambda sync_session: self._store.complete(sync_session, job, stored)
@@ -173,7 +184,7 @@ class Executor:
                 await session.rollback()
             except Exception:
                 log.warning("rollback of job %s's session failed", job.id, exc_info=True)
-            return map_exception(job, task, _describe_async(exc, task, started))
+            return map_exception(job, task, _describe_async(exc, task, started, ctx))
         finally:
             try:
                 await session.close()
@@ -197,7 +208,23 @@ def _describe(exc: BaseException) -> BaseException:
     return exc
 
 
-def _describe_async(exc: BaseException, task: Task[Any], started: float) -> BaseException:
+async def _cancellable(awaitable: Awaitable[Any], timeout: float | None, ctx: JobContext) -> Any:
+    """Await the task; cancel it when its timeout passes or the job is cancelled."""
+    running = asyncio.ensure_future(awaitable)
+    loop = asyncio.get_running_loop()
+
+    def cancel() -> None:
+        loop.call_soon_threadsafe(running.cancel)
+
+    ctx.on_cancel(cancel)
+    return await asyncio.wait_for(running, timeout)
+
+
+def _describe_async(
+    exc: BaseException, task: Task[Any], started: float, ctx: JobContext
+) -> BaseException:
+    if isinstance(exc, asyncio.CancelledError) and ctx.cancelled:
+        return Cancel("cancelled while running")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) and task.timeout is not None:
         elapsed = time.monotonic() - started
         if elapsed >= task.timeout:

@@ -9,6 +9,7 @@ from typing import Any
 from . import events
 from ._executor import Executor
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
+from .context import JobContext
 from .events import EventBus
 from .jobs import Job
 from .store import JobStore
@@ -23,16 +24,21 @@ class JobRunner:
         self._bus = bus
 
     def run(self, job: Job) -> Outcome:
-        """Execute ``job`` and store its outcome. Store errors propagate (the lease then
-        expires and the job is rescued)."""
-        outcome, duration = self.execute(job)
-        return self.persist(job, outcome, duration)
+        """Execute ``job`` and store its outcome (and last progress). Store errors propagate
+        (the lease then expires and the job is rescued)."""
+        ctx = JobContext(job)
+        outcome, duration = self.execute(job, ctx)
+        stored = self.persist(job, outcome, duration)
+        progress = ctx.take_progress()
+        if progress is not None:
+            self._store.save_progress(job.id, *progress)
+        return stored
 
-    def execute(self, job: Job) -> tuple[Outcome, float]:
+    def execute(self, job: Job, ctx: JobContext | None = None) -> tuple[Outcome, float]:
         """Run the task; nothing is stored yet unless its own session committed it."""
         self._bus.emit(events.JOB_STARTED, job=job)
         started = time.monotonic()
-        outcome = self._executor.execute(job)
+        outcome = self._executor.execute(job, ctx)
         return outcome, time.monotonic() - started
 
     def persist(self, job: Job, outcome: Outcome, duration: float) -> Outcome:

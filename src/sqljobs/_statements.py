@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, bindparam, insert, select, text, update
+from sqlalchemy import (
+    JSON,
+    Float,
+    Integer,
+    String,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from .jobs import JobState
 from .schema import UTCDateTime, jobs_table, workers_table
@@ -16,6 +28,41 @@ from .schema import UTCDateTime, jobs_table, workers_table
 _jobs = jobs_table
 
 INSERT = insert(_jobs)
+ID_BY_UNIQUE_KEY = select(_jobs.c.id).where(_jobs.c.unique_key == bindparam("p_key", type_=String))
+LAST_INSERT_ID = text("SELECT LAST_INSERT_ID()")
+
+#: The unique key a job keeps once it stops waiting (claimed) or stops being active (finished).
+KEY_WHILE_ACTIVE = case(
+    (_jobs.c.unique_scope.in_(["active", "all"]), _jobs.c.unique_key), else_=None
+)
+KEY_WHEN_FINISHED = case((_jobs.c.unique_scope == "all", _jobs.c.unique_key), else_=None)
+
+
+def insert_if_new(dialect_name: str) -> Any:
+    """INSERT that yields nothing (PostgreSQL, SQLite) or points LAST_INSERT_ID at the existing
+    row (MariaDB/MySQL) when the unique key is taken."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return (
+            pg_insert(_jobs)
+            .on_conflict_do_nothing(index_elements=[_jobs.c.unique_key])
+            .returning(_jobs.c.id)
+        )
+    if dialect_name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return (
+            sqlite_insert(_jobs)
+            .on_conflict_do_nothing(index_elements=[_jobs.c.unique_key])
+            .returning(_jobs.c.id)
+        )
+    from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+    statement = mysql_insert(_jobs)
+    return statement.on_duplicate_key_update(id=func.last_insert_id(_jobs.c.id))
+
+
 INSERT_RETURNING_IDS = insert(_jobs).returning(_jobs.c.id, sort_by_parameter_order=True)
 NOTIFY = text("SELECT pg_notify(:p_channel, :p_queue)")
 
@@ -36,6 +83,7 @@ COMPLETE = (
         lease_owner=None,
         lease_expires_at=None,
         result=bindparam("p_result", type_=JSON(none_as_null=True)),
+        unique_key=KEY_WHEN_FINISHED,
     )
 )
 
@@ -54,6 +102,23 @@ RENEW_LEASES = (
     .values(lease_expires_at=bindparam("p_until", type_=UTCDateTime))
 )
 
+SAVE_PROGRESS = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("p_id", type_=Integer))
+    .where(_jobs.c.lease_owner == bindparam("p_owner", type_=String))
+    .values(
+        progress=bindparam("p_progress", type_=Float),
+        progress_message=bindparam("p_message", type_=String),
+    )
+)
+
+HELD = (
+    select(_jobs.c.id)
+    .where(_jobs.c.id.in_(bindparam("p_ids", expanding=True)))
+    .where(_jobs.c.lease_owner == bindparam("p_owner", type_=String))
+    .where(_jobs.c.state == JobState.RUNNING.value)
+)
+
 WORKER_ALIVE = (
     update(workers_table)
     .where(workers_table.c.id == bindparam("p_owner", type_=String))
@@ -66,6 +131,7 @@ RUNNING_VALUES: dict[str, Any] = {
     "started_at": bindparam("p_now", type_=UTCDateTime),
     "lease_owner": bindparam("p_owner", type_=String),
     "lease_expires_at": bindparam("p_until", type_=UTCDateTime),
+    "unique_key": KEY_WHILE_ACTIVE,
 }
 
 

@@ -35,6 +35,7 @@ from .registry import (
 )
 from .retry import Backoff
 from .store import JobStore, NewJob
+from .unique import Unique
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -144,6 +145,7 @@ class JobQueue:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Backoff | timedelta | float | None = None,
         timeout: Duration | None = None,
+        unique: Unique | bool | None = None,
     ) -> Task[Any]: ...
 
     @overload
@@ -157,6 +159,7 @@ class JobQueue:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Backoff | timedelta | float | None = None,
         timeout: Duration | None = None,
+        unique: Unique | bool | None = None,
     ) -> Callable[[F], Task[Any]]: ...
 
     def task(
@@ -170,6 +173,7 @@ class JobQueue:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Backoff | timedelta | float | None = None,
         timeout: Duration | None = None,
+        unique: Unique | bool | None = None,
     ) -> Task[Any] | Callable[[F], Task[Any]]:
         """Register a function as a task. A ``session`` parameter receives a new session
         for each attempt; the job's completion commits with it.
@@ -182,7 +186,9 @@ class JobQueue:
             max_attempts: attempts before the job is ``discarded``.
             backoff: a :class:`~sqljobs.Backoff`, or seconds used as its base.
             timeout: seconds; an async task is cancelled, a sync task's transaction is rolled
-                back when it returns late.
+                back when it returns late (on PostgreSQL its statements also time out).
+            unique: ``True`` or a :class:`~sqljobs.Unique`: a duplicate enqueue returns the
+                job that already holds the key instead of inserting another.
         """
 
         def register(fn: F) -> Task[Any]:
@@ -195,6 +201,7 @@ class JobQueue:
                 max_attempts=max_attempts,
                 backoff=make_backoff(backoff),
                 timeout=timeout_seconds(timeout),
+                unique=Unique() if unique is True else (unique or None),
             )
             if task.is_async and task.wants_session and self.async_session_factory is None:
                 raise ConfigurationError(

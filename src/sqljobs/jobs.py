@@ -87,6 +87,10 @@ class Job:
     lease_expires_at: datetime | None = None
     result: Any = None
     errors: tuple[JobError, ...] = field(default=())
+    #: Fraction done (0..1) and a message, as last reported by ``ctx.set_progress``.
+    progress: float | None = None
+    progress_message: str | None = None
+    unique_key: str | None = None
 
     @property
     def last_error(self) -> JobError | None:

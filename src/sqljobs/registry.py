@@ -12,6 +12,7 @@ from ._utils import Duration, as_utc, to_seconds, to_timedelta, utcnow
 from .exceptions import ConfigurationError, TaskAlreadyRegistered, TaskNotRegistered
 from .retry import Backoff
 from .store import NewJob
+from .unique import Unique, key_digest
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -24,8 +25,10 @@ R = TypeVar("R")
 
 #: The parameter through which a task receives its own session.
 SESSION_PARAMETER = "session"
+#: The parameter through which a task receives its :class:`~sqljobs.JobContext`.
+CONTEXT_PARAMETER = "ctx"
 #: Keyword names ``enqueue`` keeps for its options, so tasks cannot use them as parameters.
-ENQUEUE_OPTIONS = frozenset({"delay", "run_at", "priority", "queue"})
+ENQUEUE_OPTIONS = frozenset({"delay", "run_at", "priority", "queue", "unique_key"})
 DEFAULT_MAX_ATTEMPTS = 10
 
 
@@ -53,6 +56,7 @@ class Task(Generic[R]):
         max_attempts: int,
         backoff: Backoff,
         timeout: float | None,
+        unique: Unique | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"task {name}: max_attempts must be at least 1")
@@ -72,9 +76,11 @@ class Task(Generic[R]):
         self.backoff = backoff
         self.timeout = timeout
         self.is_async = inspect.iscoroutinefunction(func)
+        self.unique = unique
         self.wants_session = SESSION_PARAMETER in parameters
-        injected = frozenset({SESSION_PARAMETER}) if self.wants_session else frozenset()
-        self.arguments = ArgumentSpec(func, injected)
+        self.wants_context = CONTEXT_PARAMETER in parameters
+        injected = frozenset({SESSION_PARAMETER, CONTEXT_PARAMETER}) & parameters.keys()
+        self.arguments = ArgumentSpec(func, frozenset(injected))
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r} queue={self.queue!r}>"
@@ -89,16 +95,26 @@ class Task(Generic[R]):
         run_at: datetime | None = None,
         priority: int | None = None,
         queue: str | None = None,
+        unique_key: str | None = None,
         **kwargs: Any,
     ) -> NewJob:
         """Validate arguments and options into a job row, without inserting it."""
+        args = self.arguments.validate(kwargs)
+        scope: str | None = self.unique.scope if self.unique else None
+        if unique_key is None and self.unique is not None:
+            unique_key = self.unique.key(self.name, args, utcnow())
+        elif unique_key is not None:
+            unique_key = key_digest(f"{self.name}:{unique_key}")
+            scope = scope or "active"
         return NewJob(
             task=self.name,
-            args=self.arguments.validate(kwargs),
+            args=args,
             queue=queue if queue is not None else self.queue,
             priority=priority if priority is not None else self.priority,
             max_attempts=self.max_attempts,
             run_at=_run_at(delay, run_at),
+            unique_key=unique_key,
+            unique_scope=scope,
         )
 
     def enqueue(
@@ -110,14 +126,24 @@ class Task(Generic[R]):
         run_at: datetime | None = None,
         priority: int | None = None,
         queue: str | None = None,
+        unique_key: str | None = None,
         **kwargs: Any,
     ) -> int:
         """Store a job that runs this task with ``kwargs``; return its id.
 
         With ``session``, the job is inserted in that session's transaction: it exists only if
-        the caller commits. Without, it is inserted and committed at once.
+        the caller commits. Without, it is inserted and committed at once. If the task is
+        unique (or ``unique_key`` is given) and a job holds the key, that job's id is returned
+        and nothing is inserted.
         """
-        job = self.prepare(delay=delay, run_at=run_at, priority=priority, queue=queue, **kwargs)
+        job = self.prepare(
+            delay=delay,
+            run_at=run_at,
+            priority=priority,
+            queue=queue,
+            unique_key=unique_key,
+            **kwargs,
+        )
         return self.owner.enqueue_many(session, [job])[0]
 
     async def enqueue_async(
@@ -129,10 +155,18 @@ class Task(Generic[R]):
         run_at: datetime | None = None,
         priority: int | None = None,
         queue: str | None = None,
+        unique_key: str | None = None,
         **kwargs: Any,
     ) -> int:
         """Like :meth:`enqueue`, in an ``AsyncSession``'s transaction (for async endpoints)."""
-        job = self.prepare(delay=delay, run_at=run_at, priority=priority, queue=queue, **kwargs)
+        job = self.prepare(
+            delay=delay,
+            run_at=run_at,
+            priority=priority,
+            queue=queue,
+            unique_key=unique_key,
+            **kwargs,
+        )
         ids = await self.owner.enqueue_many_async(session, [job])
         return ids[0]
 

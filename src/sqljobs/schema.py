@@ -18,6 +18,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -77,10 +78,28 @@ jobs_table = Table(
     Column("lease_expires_at", UTCDateTime),
     Column("errors", JSON),
     Column("result", JSON),
+    Column("progress", Float),
+    Column("progress_message", String(500)),
+    # Present only while the job's uniqueness applies (see unique_scope); NULLs never clash.
+    Column("unique_key", String(255), unique=True),
+    Column("unique_scope", String(16)),
     Index("ix_sqljobs_jobs_claim", "queue", "state", "priority", "run_at", "id"),
     Index("ix_sqljobs_jobs_run_at", "state", "run_at"),
     Index("ix_sqljobs_jobs_lease", "state", "lease_expires_at"),
     Index("ix_sqljobs_jobs_finished", "state", "finished_at"),
+)
+
+#: Per-queue settings every worker obeys: a global concurrency limit and a rate limit, with the
+#: rate limit's current window.
+queues_table = Table(
+    "sqljobs_queues",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("global_limit", Integer),
+    Column("rate_limit", Integer),
+    Column("rate_period", Float),
+    Column("window_start", UTCDateTime),
+    Column("window_count", Integer, nullable=False, default=0),
 )
 
 workers_table = Table(

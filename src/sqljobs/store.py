@@ -49,10 +49,17 @@ class NewJob:
     priority: int
     max_attempts: int
     run_at: datetime | None = None
+    #: Enqueueing a job whose key is already held returns that job instead of a new one.
+    unique_key: str | None = None
+    #: How long the key is held: while the job is "waiting" (not started), "active" (waiting
+    #: or running), or for "all" its life (until pruned).
+    unique_scope: str | None = None
 
     def values(self, now: datetime) -> dict[str, Any]:
         run_at = self.run_at or now
         return {
+            "unique_key": self.unique_key,
+            "unique_scope": self.unique_scope if self.unique_key else None,
             "task": self.task,
             "args": self.args,
             "queue": self.queue,
@@ -97,6 +104,9 @@ def row_to_job(row: Row[Any] | Mapping[str, Any]) -> Job:
         lease_expires_at=data.get("lease_expires_at"),
         result=data.get("result"),
         errors=tuple(JobError.from_json(e) for e in errors if isinstance(e, dict)),
+        progress=data.get("progress"),
+        progress_message=data.get("progress_message"),
+        unique_key=data.get("unique_key"),
     )
 
 
@@ -112,6 +122,17 @@ def _owned_by(job: Job) -> Any:
 
 def _owner_params(job: Job) -> dict[str, Any]:
     return {"p_id": job.id, "p_owner": job.lease_owner, "p_attempt": job.attempt}
+
+
+def _operator_cancel(job: Job) -> JobError:
+    was = "while it was running" if job.state is JobState.RUNNING else f"while {job.state}"
+    return JobError(
+        attempt=job.attempt,
+        at=utcnow(),
+        type="Cancelled",
+        message=f"cancelled by an operator {was}",
+        traceback="",
+    )
 
 
 def _errors_with(job: Job, error: JobError) -> list[dict[str, Any]]:
@@ -136,6 +157,7 @@ class JobStore:
             if self.support.autocommit_statements
             else self._bookkeeping_engine
         )
+        self._insert_if_new = _statements.insert_if_new(engine.dialect.name)
         skip_locked = self.support.skip_locked
         self._claim_statements = {
             by_id: _statements.claim_returning(skip_locked=skip_locked, by_id=by_id)
@@ -231,6 +253,8 @@ class JobStore:
                     target.execute(
                         _statements.NOTIFY, {"p_channel": NOTIFY_CHANNEL, "p_queue": queue}
                     )
+            if any(r["unique_key"] for r in rows):
+                return [self._insert_unique(target, r) for r in rows]
             if len(rows) == 1:
                 result: Any = target.execute(_statements.INSERT, rows[0])
                 return [int(result.inserted_primary_key[0])]
@@ -247,6 +271,18 @@ class JobStore:
             return insert_rows(executor)
         except SQLAlchemyError as exc:
             raise self.wrap(exc, "enqueue") from exc
+
+    def _insert_unique(self, target: Session | Connection, row: dict[str, Any]) -> int:
+        """Insert, or return the id of the job holding ``row``'s unique key. The database's
+        unique index decides, so concurrent enqueues cannot both insert."""
+        if self.engine.dialect.name in ("postgresql", "sqlite"):
+            inserted = target.execute(self._insert_if_new, row).first()
+            if inserted is not None:
+                return int(inserted[0])
+            existing = target.execute(_statements.ID_BY_UNIQUE_KEY, {"p_key": row["unique_key"]})
+            return int(existing.scalar_one())
+        target.execute(self._insert_if_new, row)  # MySQL: LAST_INSERT_ID names either row
+        return int(target.execute(_statements.LAST_INSERT_ID).scalar_one())
 
     # -- claim ---------------------------------------------------------------------------
 
@@ -337,7 +373,11 @@ class JobStore:
             "lease_expires_at": None,
         }
         if retry_at is None:
-            values.update(state=JobState.DISCARDED.value, finished_at=error.at)
+            values.update(
+                state=JobState.DISCARDED.value,
+                finished_at=error.at,
+                unique_key=_statements.KEY_WHEN_FINISHED,
+            )
         else:
             values.update(state=JobState.RETRYABLE.value, run_at=retry_at)
         return self._set_outcome(job, values, "fail")
@@ -360,6 +400,7 @@ class JobStore:
             "errors": _errors_with(job, error),
             "lease_owner": None,
             "lease_expires_at": None,
+            "unique_key": _statements.KEY_WHEN_FINISHED,
         }
         return self._set_outcome(job, values, "cancel")
 
@@ -388,24 +429,53 @@ class JobStore:
 
     # -- leases --------------------------------------------------------------------------
 
-    def heartbeat(self, *, worker_id: str, job_ids: Sequence[int], lease: timedelta) -> None:
-        """Extend the leases of the worker's running jobs and mark the worker alive."""
+    def heartbeat(
+        self,
+        *,
+        worker_id: str,
+        job_ids: Sequence[int],
+        lease: timedelta,
+        check_ids: Sequence[int] = (),
+        progress: Sequence[tuple[int, float, str]] = (),
+    ) -> set[int]:
+        """Extend the leases of ``job_ids``, store reported ``progress`` (job id, fraction,
+        message), mark the worker alive, and return which of ``check_ids`` the worker no
+        longer holds (cancelled by an operator, or rescued after a lost lease)."""
 
-        def work(conn: Connection) -> None:
+        def work(conn: Connection) -> set[int]:
             now = utcnow()
+            params = {"p_owner": worker_id, "p_now": now, "p_until": now + lease}
             if job_ids:
+                conn.execute(_statements.RENEW_LEASES, {**params, "p_ids": list(job_ids)})
+            if progress:
                 conn.execute(
-                    update(_jobs)
-                    .where(_jobs.c.id.in_(job_ids))
-                    .where(_jobs.c.lease_owner == worker_id)
-                    .where(_jobs.c.state == JobState.RUNNING.value)
-                    .values(lease_expires_at=now + lease)
+                    _statements.SAVE_PROGRESS,
+                    [
+                        {
+                            "p_id": job_id,
+                            "p_owner": worker_id,
+                            "p_progress": fraction,
+                            "p_message": message,
+                        }
+                        for job_id, fraction, message in progress
+                    ],
                 )
-            conn.execute(
-                update(_workers).where(_workers.c.id == worker_id).values(heartbeat_at=now)
-            )
+            conn.execute(_statements.WORKER_ALIVE, params)
+            if not check_ids:
+                return set()
+            held = conn.execute(_statements.HELD, {**params, "p_ids": list(check_ids)})
+            return set(check_ids) - set(held.scalars())
 
-        self.run(work, what="heartbeat")
+        return self.run(work, what="heartbeat")
+
+    def save_progress(self, job_id: int, fraction: float, message: str) -> None:
+        """Store a job's last progress whatever its state (after ``drain()`` ran it)."""
+        statement = (
+            update(_jobs)
+            .where(_jobs.c.id == job_id)
+            .values(progress=fraction, progress_message=message)
+        )
+        self._rowcount(statement, "save progress")
 
     def rescue(self, *, limit: int = 100) -> list[int]:
         """Requeue running jobs whose lease expired (their worker died); counts the attempt."""
@@ -441,6 +511,7 @@ class JobStore:
                 }
                 if final:
                     values["finished_at"] = now
+                    values["unique_key"] = _statements.KEY_WHEN_FINISHED
                 conn.execute(update(_jobs).where(_owned_by(job)).values(values))
                 rescued.append(job.id)
             return rescued
@@ -562,6 +633,8 @@ class JobStore:
                     finished_at=utcnow(),
                     lease_owner=None,
                     lease_expires_at=None,
+                    unique_key=_statements.KEY_WHEN_FINISHED,
+                    errors=_errors_with(job, _operator_cancel(job)),
                 )
             )
 

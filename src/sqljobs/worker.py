@@ -23,6 +23,7 @@ from ._maintenance import Maintenance
 from ._notifier import NotificationListener
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome
 from ._utils import Duration, to_seconds, to_timedelta
+from .context import JobContext
 from .exceptions import ConfigurationError, StoreError
 from .jobs import Job
 
@@ -42,6 +43,7 @@ class _Running:
     job: Job
     started: float
     deadline: float | None
+    ctx: JobContext
 
 
 @dataclass
@@ -88,8 +90,10 @@ class Worker:
         self.poll_interval = to_seconds(poll_interval, name="poll_interval")
         self.lease = to_timedelta(lease, name="lease")
         lease_seconds = self.lease.total_seconds()
+        # Heartbeats also carry progress and tell running tasks they were cancelled, so they
+        # come at least every 2 seconds.
         self.heartbeat_interval = to_seconds(
-            heartbeat_interval if heartbeat_interval is not None else lease_seconds / 3,
+            heartbeat_interval if heartbeat_interval is not None else min(lease_seconds / 3, 2.0),
             name="heartbeat_interval",
         )
         if self.heartbeat_interval >= lease_seconds:
@@ -332,7 +336,8 @@ class Worker:
                 for job in claimed:
                     task = self.jobs.registry.get(job.task)
                     timeout = task.timeout if task is not None else None
-                    self._running[job.id] = _Running(job, now, now + timeout if timeout else None)
+                    deadline = now + timeout if timeout else None
+                    self._running[job.id] = _Running(job, now, deadline, JobContext(job))
             for job in claimed:
                 self.stats.claimed += 1
                 self._inbox.put(job)
@@ -349,8 +354,10 @@ class Worker:
             if job is None:
                 return
             handed_over = False
+            with self._lock:
+                entry = self._running.get(job.id)
             try:
-                outcome, duration = self._runner.execute(job)
+                outcome, duration = self._runner.execute(job, entry.ctx if entry else None)
                 if isinstance(outcome, Completed) and not outcome.persisted:
                     # Session-less tasks are completed in batches by the completer thread;
                     # the job keeps its lease (and heartbeats) until that commit.
@@ -428,16 +435,32 @@ class Worker:
         next_rescue = time.monotonic() + self.rescue_interval
         while not self._heartbeat_stop.wait(self.heartbeat_interval):
             now = time.monotonic()
+            lease_seconds = self.lease.total_seconds()
             with self._lock:
-                # A job past its timeout is not renewed: if its thread hangs for good, the
-                # lease runs out and another worker (or this one) rescues the job.
-                renew = [
-                    job_id
-                    for job_id, entry in self._running.items()
-                    if entry.deadline is None or now < entry.deadline + self.lease.total_seconds()
-                ]
+                entries = list(self._running.items())
+            # A job past its timeout is not renewed: if its thread hangs for good, the
+            # lease runs out and another worker (or this one) rescues the job.
+            renew = [
+                job_id
+                for job_id, entry in entries
+                if entry.deadline is None or now < entry.deadline + lease_seconds
+            ]
+            progress = [
+                (job_id, *reported)
+                for job_id, entry in entries
+                if (reported := entry.ctx.take_progress()) is not None
+            ]
             try:
-                self._store.heartbeat(worker_id=self.id, job_ids=renew, lease=self.lease)
+                lost = self._store.heartbeat(
+                    worker_id=self.id,
+                    job_ids=renew,
+                    lease=self.lease,
+                    check_ids=[job_id for job_id, _ in entries],
+                    progress=progress,
+                )
+                for job_id, entry in entries:
+                    if job_id in lost:
+                        entry.ctx.cancel()
                 if now >= next_rescue:
                     next_rescue = now + self.rescue_interval
                     self._maintenance.run_once(lease=self.lease)

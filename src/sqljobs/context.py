@@ -1,0 +1,114 @@
+"""JobContext: what a running task may know and tell about its job.
+
+Declare a ``ctx`` parameter to receive it::
+
+    @jobs.task
+    def export(session: Session, ctx: JobContext, report_id: int) -> dict:
+        rows = load(session, report_id)
+        for done, row in enumerate(rows, 1):
+            ctx.checkpoint()                      # raises Cancel if an operator cancelled it
+            write(row)
+            ctx.set_progress(done / len(rows), f"{done} of {len(rows)} rows")
+        ctx.logger.info("exported %d rows", len(rows))
+        return {"rows": len(rows)}                # stored as the job's JSON result
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from .exceptions import Cancel
+from .jobs import Job
+
+#: Progress messages are stored up to this length.
+MAX_PROGRESS_MESSAGE = 500
+
+
+class JobContext:
+    """The running job as its task sees it. Thread-safe; one per attempt."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.logger = logging.LoggerAdapter(
+            logging.getLogger("sqljobs.task"),
+            {"sqljobs": {"job_id": job.id, "task": job.task, "attempt": job.attempt}},
+        )
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._progress: tuple[float, str] | None = None
+        self._progress_dirty = False
+        self._on_cancel: list[Callable[[], None]] = []
+
+    def __repr__(self) -> str:
+        return f"<JobContext job={self.job.id} task={self.job.task!r} attempt={self.attempt}>"
+
+    @property
+    def job_id(self) -> int:
+        return self.job.id
+
+    @property
+    def attempt(self) -> int:
+        return self.job.attempt
+
+    @property
+    def queue(self) -> str:
+        return self.job.queue
+
+    @property
+    def enqueued_at(self) -> datetime:
+        return self.job.created_at
+
+    # -- cancellation --------------------------------------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled (or taken away) while running."""
+        return self._cancelled.is_set()
+
+    def checkpoint(self) -> None:
+        """Raise :class:`~sqljobs.Cancel` if the job was cancelled; call it between steps of
+        long sync work (Python cannot interrupt a thread)."""
+        if self._cancelled.is_set():
+            raise Cancel("cancelled while running")
+
+    def cancel(self) -> None:
+        """Mark the attempt cancelled (the worker calls this when it learns of it)."""
+        if self._cancelled.is_set():
+            return
+        self._cancelled.set()
+        for callback in list(self._on_cancel):
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        self._on_cancel.append(callback)
+        if self._cancelled.is_set():
+            callback()
+
+    # -- progress ------------------------------------------------------------------------
+
+    def set_progress(self, fraction: float, message: str = "") -> None:
+        """Report how far the job is (0.0 to 1.0). Cheap to call often: the worker stores
+        the latest value at most about once a second, never from the task's transaction."""
+        if not isinstance(fraction, (int, float)) or not math.isfinite(fraction):
+            raise ValueError(f"progress is a number between 0 and 1, got {fraction!r}")
+        value = min(max(float(fraction), 0.0), 1.0)
+        with self._lock:
+            self._progress = (value, str(message)[:MAX_PROGRESS_MESSAGE])
+            self._progress_dirty = True
+
+    @property
+    def progress(self) -> tuple[float, str] | None:
+        with self._lock:
+            return self._progress
+
+    def take_progress(self) -> tuple[float, str] | None:
+        """The progress reported since the last call, if any (for the worker to store)."""
+        with self._lock:
+            if not self._progress_dirty:
+                return None
+            self._progress_dirty = False
+            return self._progress
