@@ -62,6 +62,13 @@ def _prometheus() -> Any:
     return prometheus_client
 
 
+def _gauge_family() -> Any:
+    _prometheus()
+    from prometheus_client.core import GaugeMetricFamily
+
+    return GaugeMetricFamily
+
+
 class _DepthCollector:
     """Reads jobs per queue and state from the database at scrape time, with a short cache."""
 
@@ -90,7 +97,7 @@ class _DepthCollector:
 
     def describe(self) -> Iterator[Any]:
         # Describing without reading keeps registration cheap (no query at import time).
-        gauge = _prometheus().core.GaugeMetricFamily
+        gauge = _gauge_family()
         yield gauge(
             f"{self._namespace}_jobs", "Jobs per queue and state", labels=["queue", "state"]
         )
@@ -102,7 +109,7 @@ class _DepthCollector:
 
     def collect(self) -> Iterator[Any]:
         self._read()
-        gauge = _prometheus().core.GaugeMetricFamily
+        gauge = _gauge_family()
         depth = gauge(
             f"{self._namespace}_jobs", "Jobs per queue and state", labels=["queue", "state"]
         )
