@@ -19,7 +19,8 @@
   }
 
   function niceMax(value) {
-    if (value <= 5) return 5;
+    if (value <= 4) return 4;
+    if (value <= 8) return 8;
     var power = Math.pow(10, Math.floor(Math.log10(value)));
     var steps = [1, 2, 2.5, 5, 10];
     for (var i = 0; i < steps.length; i++) {
@@ -37,11 +38,12 @@
     var totals = points.map(function (p) { return p.completed + p.discarded + p.cancelled; });
     var top = niceMax(Math.max.apply(null, totals.concat([0])));
     var svg = el("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height });
-    for (var g = 0; g <= 4; g++) {
-      var y = pad.top + plotH - (plotH * g) / 4;
+    var ticks = top % 4 === 0 ? 4 : 5;
+    for (var g = 0; g <= ticks; g++) {
+      var y = pad.top + plotH - (plotH * g) / ticks;
       svg.appendChild(el("line", { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: "gridline" }));
       svg.appendChild(el("text", { x: pad.left - 6, y: y + 4, class: "axis", "text-anchor": "end" },
-        String(Math.round((top * g) / 4 * 10) / 10)));
+        String(Math.round((top * g) / ticks * 10) / 10)));
     }
     var slot = plotW / Math.max(points.length, 1);
     var barW = Math.max(1, slot - Math.min(3, slot * 0.25));
