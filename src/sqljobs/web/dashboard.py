@@ -105,6 +105,10 @@ def _ago(value: datetime | None) -> str:
     return f"{_overview.format_age(delta)} ago"
 
 
+def _given(value: str | None) -> list[str]:
+    return [value] if value else []
+
+
 def _parse_form(body: bytes) -> dict[str, str]:
     fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     return {k: v[0] for k, v in fields.items() if v}
@@ -207,8 +211,9 @@ class Dashboard:
             "page_query": page_query,
             "chosen": chosen,
             "filtered": any(chosen.values()),
-            "queues": sorted(set(queues) | set(self.jobs.registry.queues())),
-            "tasks": sorted(set(tasks) | set(self.jobs.registry)),
+            # The chosen values stay selectable even when no row (or task) has them yet.
+            "queues": sorted({*queues, *self.jobs.registry.queues(), *_given(filters.queue)}),
+            "tasks": sorted({*tasks, *self.jobs.registry, *_given(filters.task)}),
             "newer_choices": NEWER_CHOICES,
             "older_choices": OLDER_CHOICES,
         }
