@@ -129,6 +129,12 @@ LATENCY = [
 SECTIONS = [
     ("w1", "W1 no-op: enqueue N jobs one by one, run at concurrency 4", THROUGHPUT),
     ("w2", "W2 database work: `UPDATE counters SET n = n + 1 WHERE id = :k`, 10 rows", THROUGHPUT),
+    (
+        "w1b",
+        "W1b: W1 with the N jobs enqueued in one call (where the system has one): queue throughput",
+        THROUGHPUT,
+    ),
+    ("w2b", "W2b: W2 with the N jobs enqueued in one call (where the system has one)", THROUGHPUT),
     ("w2h", "W2h: W2, each job holding its connection {hold} ms before the UPDATE", THROUGHPUT),
     ("w3", "W3 pickup latency: {rate:g} jobs/s for {secs:g} s", LATENCY),
     ("scale-w1", "Scale: W1 with 1, 2, 4 sqljobs worker processes (PostgreSQL)", THROUGHPUT),
@@ -188,7 +194,7 @@ def render(results: list[Result], ctx: Context, *, chart_name: str) -> str:
             "",
             "## Ceiling: pgbench, same UPDATE, same server",
             "",
-            f"{fmt(c.jobs_per_s)} commits/s ({c.note}) {_problems(c)}",
+            f"{fmt(c.jobs_per_s)} commits/s ({c.note}) {c.failure}".rstrip(),
         ]
     for key, title, columns in SECTIONS:
         rows = [r for r in results if r.workload == key]

@@ -19,7 +19,18 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 PG_DSN = PG_URL.replace("postgresql+psycopg://", "postgresql://")
 
 COUNTER_ROWS = 10
-ALL_WORKLOADS = ("ceiling", "w1", "w2", "w2h", "w3", "scale", "finished", "bulk")
+ALL_WORKLOADS = (
+    "ceiling",
+    "w1",
+    "w2",
+    "w1b",
+    "w2b",
+    "w2h",
+    "w3",
+    "scale",
+    "finished",
+    "bulk",
+)
 
 
 @dataclass

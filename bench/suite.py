@@ -14,7 +14,7 @@ from bench.results import Result
 from bench.settings import Settings
 
 log = logging.getLogger("bench")
-MAIN = ("w1", "w2", "w2h", "w3")
+MAIN = ("w1", "w2", "w1b", "w2b", "w2h", "w3")
 
 
 def _failed(workload: str, name: str, exc: BaseException, processes: int = 1) -> Result:
@@ -35,6 +35,11 @@ def _measure(contender: Contender, settings: Settings, workload: str, processes:
     if workload == "w2":
         return w.throughput(
             contender, settings, "w2", mode="update", n=settings.n, processes=processes
+        )
+    if workload in ("w1b", "w2b"):
+        mode = "noop" if workload == "w1b" else "update"
+        return w.throughput(
+            contender, settings, workload, mode=mode, n=settings.n, processes=processes, bulk=True
         )
     if workload == "w2h":
         return w.throughput(contender, settings, "w2h", mode="hold", n=settings.n_hold)

@@ -68,9 +68,11 @@ def throughput(
     mode: str,
     n: int,
     processes: int = 1,
+    bulk: bool = False,
 ) -> Result:
-    """Enqueue ``n`` jobs one by one (each in its own transaction / request) while the
-    workers run; end-to-end jobs/s = n / (first enqueue -> last job finished)."""
+    """Enqueue ``n`` jobs one by one (each in its own transaction / request), or with
+    ``bulk`` in one call where the system has one, while the workers run; end-to-end
+    jobs/s = n / (first enqueue -> last job finished)."""
     uses_db = mode != "noop"
     if uses_db:
         zero_counters(contender.db_url)
@@ -78,8 +80,11 @@ def throughput(
     reader = MarkerReader(run)
     hold = settings.hold_ms if mode == "hold" else 0
     start = time.time()
-    for i in range(n):
-        contender.enqueue(run, i, mode, hold, time.time())
+    if bulk:
+        contender.enqueue_bulk(run, n, mode, hold)
+    else:
+        for i in range(n):
+            contender.enqueue(run, i, mode, hold, time.time())
     enqueued = time.time()
     tally = wait_for(reader, n, settings)
     settled = settle(contender)
@@ -162,7 +167,7 @@ def bulk_enqueue(contender: Contender, settings: Settings) -> Result:
     """Enqueue ``bulk_n`` jobs in one call (no workers running)."""
     run = new_run("bulk")
     start = time.perf_counter()
-    contender.enqueue_bulk(run, settings.bulk_n, "noop")
+    contender.enqueue_bulk(run, settings.bulk_n, "noop", 0)
     elapsed = time.perf_counter() - start
     return Result(
         workload="bulk",

@@ -32,7 +32,7 @@ class BackgroundTasksContender(Contender):
         self._client: httpx.Client | None = None
 
     def supports(self, workload: str) -> bool:
-        return workload in ("w1", "w2", "w2h", "w3")
+        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3")
 
     def setup(self) -> None:
         reset_counters(self.db_url)

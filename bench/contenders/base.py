@@ -49,10 +49,10 @@ class Contender(ABC):
     @abstractmethod
     def enqueue(self, run: str, i: int, mode: str, hold_ms: int, t0: float) -> None: ...
 
-    def enqueue_bulk(self, run: str, count: int, mode: str) -> None:
+    def enqueue_bulk(self, run: str, count: int, mode: str, hold_ms: int = 0) -> None:
         """Enqueue ``count`` jobs in as few round trips as the system allows."""
         for i in range(count):
-            self.enqueue(run, i, mode, 0, time.time())
+            self.enqueue(run, i, mode, hold_ms, time.time())
 
     def has_bulk(self) -> bool:
         return False

@@ -30,7 +30,7 @@ class NaiveThreads(Contender):
         self.peak_threads = 0
 
     def supports(self, workload: str) -> bool:
-        return workload in ("w1", "w2", "w2h", "w3")
+        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3")
 
     def setup(self) -> None:
         reset_counters(self.db_url)

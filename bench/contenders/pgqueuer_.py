@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 
 import psycopg
 from pgqueuer.db import SyncPsycopgDriver
@@ -30,7 +31,7 @@ class PgQueuerContender(Contender):
         self._procs: list[Process] = []
 
     def supports(self, workload: str) -> bool:
-        return workload in ("w1", "w2", "w2h", "w3", "bulk")
+        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3", "bulk")
 
     def _sql(self, statement: str) -> list[tuple[object, ...]]:
         cursor = self._conn.execute(statement)  # type: ignore[arg-type]
@@ -74,9 +75,10 @@ class PgQueuerContender(Contender):
     def has_bulk(self) -> bool:
         return True
 
-    def enqueue_bulk(self, run: str, count: int, mode: str) -> None:
+    def enqueue_bulk(self, run: str, count: int, mode: str, hold_ms: int = 0) -> None:
+        t0 = time.time()
         payloads: list[bytes | None] = [
-            json.dumps(job_args(run, i, mode, 0, 0.0)).encode() for i in range(count)
+            json.dumps(job_args(run, i, mode, hold_ms, t0)).encode() for i in range(count)
         ]
         self._queries.enqueue([ENTRYPOINT] * count, payloads, [0] * count)
 

@@ -4,6 +4,7 @@ worker; enqueue with the sync ``task.defer()``."""
 from __future__ import annotations
 
 import os
+import time
 
 import psycopg
 
@@ -28,7 +29,7 @@ class ProcrastinateContender(Contender):
         self._opened = False
 
     def supports(self, workload: str) -> bool:
-        return workload in ("w1", "w2", "w2h", "w3", "bulk")
+        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3", "bulk")
 
     def _sql(self, statement: str) -> list[tuple[object, ...]]:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
@@ -72,8 +73,10 @@ class ProcrastinateContender(Contender):
     def has_bulk(self) -> bool:
         return True
 
-    def enqueue_bulk(self, run: str, count: int, mode: str) -> None:
-        self.module.bench_job.batch_defer(*(job_args(run, i, mode, 0, 0.0) for i in range(count)))
+    def enqueue_bulk(self, run: str, count: int, mode: str, hold_ms: int = 0) -> None:
+        t0 = time.time()
+        jobs = (job_args(run, i, mode, hold_ms, t0) for i in range(count))
+        self.module.bench_job.batch_defer(*jobs)
 
     def check(self) -> str:
         rows = self._sql(
