@@ -5,6 +5,7 @@ Every job runs with its own Session, never the request's. See the README for a t
 
 from __future__ import annotations
 
+from .context import JobContext
 from .exceptions import (
     Cancel,
     ConfigurationError,
@@ -23,6 +24,7 @@ from .jobs import Job, JobError, JobState
 from .registry import Task
 from .retry import Backoff
 from .schema import metadata
+from .unique import Unique
 from .worker import Worker
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "DrainResult",
     "InvalidArguments",
     "Job",
+    "JobContext",
     "JobError",
     "JobNotFound",
     "JobQueue",
@@ -44,6 +47,7 @@ __all__ = [
     "StoreError",
     "Task",
     "TaskNotRegistered",
+    "Unique",
     "Worker",
     "metadata",
 ]
