@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -158,6 +159,8 @@ class Driver:
 
 def watch(client: httpx.Client, driver: Driver, total: int, timeout: float) -> dict[str, Any]:
     """Show progress until every job finished; return the final /stats."""
+    deadline = time.monotonic() + timeout
+    live = console.is_terminal
     columns = (
         TextColumn("{task.fields[label]:<9}"),
         BarColumn(bar_width=30),
@@ -165,28 +168,33 @@ def watch(client: httpx.Client, driver: Driver, total: int, timeout: float) -> d
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
     )
-    deadline = time.monotonic() + timeout
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, disable=not live) as progress:
         sent = progress.add_task("", total=total, label="enqueued")
         bar = progress.add_task("", total=total, label="finished")
+        next_line = time.monotonic()
         while True:
             if driver.error is not None:
                 raise RuntimeError(f"enqueueing over HTTP failed: {driver.error!r}")
             stats: dict[str, Any] = client.get("/stats").raise_for_status().json()
             states = stats["jobs"]
             done = sum(states.get(s, 0) for s in ("completed", "discarded", "cancelled"))
-            progress.update(sent, completed=driver.enqueued, description="POST /records/{id}/…")
-            progress.update(
-                bar,
-                completed=done,
-                description=(
-                    f"running {states.get('running', 0)}, "
-                    f"waiting to retry {states.get('retryable', 0)}, "
-                    f"failed attempts {stats['failed_attempts']}, "
-                    f"discarded {states.get('discarded', 0)}"
-                ),
+            status = (
+                f"running {states.get('running', 0)}, "
+                f"waiting to retry {states.get('retryable', 0)}, "
+                f"failed attempts {stats['failed_attempts']}, "
+                f"discarded {states.get('discarded', 0)}"
             )
-            if done >= total and driver.enqueued >= total:
+            progress.update(sent, completed=driver.enqueued, description="POST /records/{id}/…")
+            if driver.enqueued >= total:
+                progress.stop_task(sent)
+            progress.update(bar, completed=done, description=status)
+            finished = done >= total and driver.enqueued >= total
+            if not live and (finished or time.monotonic() >= next_line):
+                next_line = time.monotonic() + 1.0
+                console.print(
+                    f"enqueued {driver.enqueued}/{total}, finished {done}/{total}: {status}"
+                )
+            if finished:
                 return stats
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {done} of {total} jobs finished within {timeout:.0f}s")
@@ -196,20 +204,19 @@ def watch(client: httpx.Client, driver: Driver, total: int, timeout: float) -> d
 def report(stats: dict[str, Any], *, refreshes: int, checks: int, elapsed: float) -> bool:
     states, records = stats["jobs"], stats["records"]
     total = refreshes + checks
-    table = Table(title="outcome", show_header=False, title_justify="left")
-    table.add_column(justify="left")
+    console.print(
+        f"\n[bold]{total} jobs[/] enqueued over HTTP: {refreshes} refreshes (sync task), "
+        f"{checks} checks (async task)"
+    )
+    table = Table(show_header=False, box=box.SIMPLE, padding=(0, 1))
+    table.add_column()
     table.add_column(justify="right")
-    rows = [
-        ("jobs enqueued over HTTP", f"{total} ({refreshes} sync refresh, {checks} async check)"),
-        ("completed", str(states.get("completed", 0))),
-        ("  of which needed retries", str(stats["retried_jobs"])),
-        ("failed attempts (retried or discarded)", str(stats["failed_attempts"])),
-        ("discarded after 4 attempts", str(states.get("discarded", 0))),
-        ("time", f"{elapsed:.1f}s"),
-        ("throughput", f"{total / elapsed:.0f} jobs/s"),
-    ]
-    for row in rows:
-        table.add_row(*row)
+    table.add_row("completed", str(states.get("completed", 0)))
+    table.add_row("  after one or more retries", str(stats["retried_jobs"]))
+    table.add_row("failed attempts, rolled back", str(stats["failed_attempts"]))
+    table.add_row("discarded (4 attempts failed)", str(states.get("discarded", 0)))
+    table.add_row("time", f"{elapsed:.1f}s")
+    table.add_row("throughput", f"{total / elapsed:.0f} jobs/s")
     console.print(table)
 
     discarded = states.get("discarded", 0)
@@ -225,6 +232,17 @@ def report(stats: dict[str, Any], *, refreshes: int, checks: int, elapsed: float
         f"exactly once: {records['checks_applied']} of {checks}"
     )
     return refresh_ok and checks_ok
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One line about a record and its job, as ``GET /records/{id}`` shows them."""
+    job = record["job"] or {}
+    errors = ", ".join(f"#{e['attempt']} {e['type'].rsplit('.', 1)[-1]}" for e in job["errors"])
+    return (
+        f"GET /records/{record['id']}: status {record['status']}, refreshed "
+        f"{record['refresh_count']}x; its job {job.get('id')} is {job.get('state')} after "
+        f"{job.get('attempt')} attempt(s){f' (failed: {errors})' if errors else ''}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,8 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                 "jobs meanwhile, each picked up right after its request committed"
             )
             ok = report(stats, refreshes=args.jobs, checks=checks, elapsed=elapsed)
-            sample = client.get("/records/1").json()
-            console.print(f"GET /records/1 -> {sample}")
+            console.print(describe(client.get(f"/records/{record_ids[0]}").json()))
             if not args.once:
                 console.print(
                     f"\nThe app is still serving on {server.url}. Try:\n"
