@@ -33,7 +33,7 @@ def parse(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="bash bench/run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--n", type=int, help="jobs per W1/W2 run (default 2000)")
-    parser.add_argument("--n-hold", type=int, help="jobs per W2h run (default 500)")
+    parser.add_argument("--n-hold", type=int, help="jobs per W2h run (default 1000)")
     parser.add_argument("--concurrency", type=int, help="worker concurrency (default 4)")
     parser.add_argument("--poll-interval", type=float, help="sqljobs poll_interval (0.05)")
     parser.add_argument("--latency-seconds", type=float, help="W3 duration (default 10)")

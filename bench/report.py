@@ -131,10 +131,14 @@ SECTIONS = [
     ("w2", "W2 database work: `UPDATE counters SET n = n + 1 WHERE id = :k`, 10 rows", THROUGHPUT),
     (
         "w1b",
-        "W1b: W1 with the N jobs enqueued in one call (where the system has one): queue throughput",
+        "W1b: W1 with the N jobs enqueued in one call (systems with a bulk enqueue)",
         THROUGHPUT,
     ),
-    ("w2b", "W2b: W2 with the N jobs enqueued in one call (where the system has one)", THROUGHPUT),
+    (
+        "w2b",
+        "W2b: W2 with the N jobs enqueued in one call (systems with a bulk enqueue)",
+        THROUGHPUT,
+    ),
     ("w2h", "W2h: W2, each job holding its connection {hold} ms before the UPDATE", THROUGHPUT),
     ("w3", "W3 pickup latency: {rate:g} jobs/s for {secs:g} s", LATENCY),
     ("scale-w1", "Scale: W1 with 1, 2, 4 sqljobs worker processes (PostgreSQL)", THROUGHPUT),

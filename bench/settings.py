@@ -38,7 +38,7 @@ class Settings:
     """What to run and how big. Defaults finish in a few minutes on 2 cores."""
 
     n: int = 2000
-    n_hold: int = 500
+    n_hold: int = 1000
     hold_ms: int = 50
     concurrency: int = 4
     latency_rate: float = 50.0

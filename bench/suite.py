@@ -42,7 +42,8 @@ def _measure(contender: Contender, settings: Settings, workload: str, processes:
             contender, settings, workload, mode=mode, n=settings.n, processes=processes, bulk=True
         )
     if workload == "w2h":
-        return w.throughput(contender, settings, "w2h", mode="hold", n=settings.n_hold)
+        n = min(settings.n_hold, contender.max_hold_jobs or settings.n_hold)
+        return w.throughput(contender, settings, "w2h", mode="hold", n=n)
     if workload == "w3":
         return w.latency(contender, settings)
     raise ValueError(workload)
@@ -70,7 +71,13 @@ def _session(
 
 def run_contender(contender: Contender, settings: Settings) -> list[Result]:
     results: list[Result] = []
-    chosen = [x for x in MAIN if x in settings.workloads and contender.supports(x)]
+    chosen = [
+        x
+        for x in MAIN
+        if x in settings.workloads
+        and contender.supports(x)
+        and (x not in ("w1b", "w2b") or contender.has_bulk())  # else the same as W1 / W2
+    ]
 
     def main_body() -> list[Result]:
         rows = []

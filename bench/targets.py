@@ -100,7 +100,9 @@ def evaluate(results: list[Result], settings: Settings) -> list[Target]:
         )
     for key in ("w1", "w1b"):
         w1 = _find(results, key, SQLJOBS)
-        others = [r for r in (_find(results, key, name) for name in OTHERS) if r and r.jobs_per_s]
+        # A system without a bulk enqueue has no W1b row: its W1 is the same workload.
+        found = [_find(results, key, name) or _find(results, "w1", name) for name in OTHERS]
+        others = [r for r in found if r and r.jobs_per_s]
         if w1 and w1.jobs_per_s and others:
             best = max(others, key=lambda r: r.jobs_per_s or 0)
             ratio = w1.jobs_per_s / (best.jobs_per_s or 1)

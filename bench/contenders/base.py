@@ -25,6 +25,8 @@ class Contender(ABC):
     db_url: str = PG_URL
     #: Jobs survive a restart of the process that enqueued them.
     durable: bool = True
+    #: Cap on W2h jobs, for a system that can only run them one at a time (SQLite).
+    max_hold_jobs: int | None = None
     #: Packages whose versions the report lists.
     packages: tuple[str, ...] = ()
 

@@ -32,6 +32,9 @@ class SqljobsContender(Contender):
         self.dialect = dialect
         self.inproc = inproc
         self.db_url = URLS[dialect]
+        if dialect == "sqlite":
+            # One writer: a job holding its write transaction 50 ms blocks every other.
+            self.max_hold_jobs = 200
         self.jobs, self.task = make_queue(self.db_url)
         self._procs: list[Process] = []
         self._worker: sqljobs.Worker | None = None
