@@ -231,7 +231,7 @@ def report(stats: dict[str, Any], *, refreshes: int, checks: int, elapsed: float
         f"{'[green]ok' if checks_ok else '[red]FAILED'}[/]  every async check was applied "
         f"exactly once: {records['checks_applied']} of {checks}"
     )
-    return refresh_ok and checks_ok
+    return bool(refresh_ok and checks_ok)
 
 
 def describe(record: dict[str, Any]) -> str:
