@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 from .jobs import JobState
-from .schema import UTCDateTime, jobs_table, workers_table
+from .schema import UTCDateTime, jobs_table, queues_table, workers_table
 
 _jobs = jobs_table
 
@@ -100,6 +100,26 @@ RENEW_LEASES = (
     .where(_jobs.c.lease_owner == bindparam("p_owner", type_=String))
     .where(_jobs.c.state == JobState.RUNNING.value)
     .values(lease_expires_at=bindparam("p_until", type_=UTCDateTime))
+)
+
+LOCK_QUEUE = (
+    select(queues_table)
+    .where(queues_table.c.name == bindparam("p_queue", type_=String))
+    .with_for_update()
+)
+COUNT_RUNNING = (
+    select(func.count())
+    .select_from(_jobs)
+    .where(_jobs.c.queue == bindparam("p_queue", type_=String))
+    .where(_jobs.c.state == JobState.RUNNING.value)
+)
+COUNT_STARTS = (
+    update(queues_table)
+    .where(queues_table.c.name == bindparam("p_queue", type_=String))
+    .values(
+        window_start=bindparam("p_start", type_=UTCDateTime),
+        window_count=bindparam("p_count", type_=Integer),
+    )
 )
 
 SAVE_PROGRESS = (

@@ -25,6 +25,7 @@ from ._runner import JobRunner
 from ._utils import Duration, to_timedelta, utcnow
 from .exceptions import ConfigurationError
 from .jobs import Job, JobState
+from .periodic import Missed, Schedule
 from .registry import (
     DEFAULT_MAX_ATTEMPTS,
     Task,
@@ -109,6 +110,8 @@ class JobQueue:
         self.engine = bind
         self.store = JobStore(bind)
         self.registry = TaskRegistry()
+        #: Periodic tasks (see :meth:`periodic`), enqueued by every running worker.
+        self.schedules: list[Schedule] = []
         self.events = events.EventBus()
         self.inline = inline
         self._async_runner: AsyncRunner | None = None
@@ -213,6 +216,48 @@ class JobQueue:
             return task
 
         return register(func) if func is not None else register
+
+    def periodic(
+        self,
+        cron: str,
+        /,
+        *,
+        timezone: str = "UTC",
+        args: dict[str, Any] | None = None,
+        missed: Missed = "latest",
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff: Backoff | timedelta | float | None = None,
+        timeout: Duration | None = None,
+    ) -> Callable[[F], Task[Any]]:
+        """Register a task that workers enqueue on a cron schedule, once per slot.
+
+        Example:
+            >>> @jobs.periodic("0 3 * * *", timezone="Europe/Paris")    # doctest: +SKIP
+            ... def nightly_report(session: Session) -> None: ...
+
+        See :mod:`sqljobs.periodic` for how duplicates are prevented and what happens to
+        slots missed while no worker ran (``missed="latest"`` or ``"skip"``).
+        """
+
+        def register(fn: F) -> Task[Any]:
+            task = self.task(
+                fn,
+                name=name,
+                queue=queue,
+                priority=priority,
+                max_attempts=max_attempts,
+                backoff=backoff,
+                timeout=timeout,
+            )
+            self.schedules.append(
+                Schedule(task=task, cron=cron, timezone=timezone, args=args or {}, missed=missed)
+            )
+            return task
+
+        return register
 
     # -- enqueue -------------------------------------------------------------------------
 
@@ -385,6 +430,32 @@ class JobQueue:
         """Delete finished jobs older than ``older_than``; returns how many."""
         return self.store.prune(
             older_than=to_timedelta(older_than, name="older_than"), states=states
+        )
+
+    def configure_queue(
+        self,
+        name: str,
+        *,
+        global_limit: int | None = None,
+        rate_limit: tuple[int, Duration] | None = None,
+    ) -> None:
+        """Limit a queue across all workers: at most ``global_limit`` of its jobs run at once,
+        at most ``rate_limit=(n, period)`` start per period. Stored in the database; workers
+        pick changes up within seconds. Call again with ``None`` to lift a limit.
+
+        Example:
+            >>> jobs.configure_queue("mail", global_limit=2, rate_limit=(100, 60))  # doctest: +SKIP
+        """
+        if global_limit is not None and global_limit < 1:
+            raise ConfigurationError("global_limit must be at least 1 (or None for no limit)")
+        count, period = rate_limit if rate_limit is not None else (None, None)
+        if count is not None and count < 1:
+            raise ConfigurationError("a rate limit allows at least 1 job per period")
+        self.store.configure_queue(
+            name,
+            global_limit=global_limit,
+            rate_limit=count,
+            rate_period=None if period is None else to_timedelta(period, name="rate period"),
         )
 
     def wait(self, job_id: int, *, timeout: Duration = 30.0, poll: float = 0.05) -> Job:

@@ -24,13 +24,14 @@ from . import _dialects, _statements
 from ._utils import utcnow
 from .exceptions import JobNotFound, SchemaNotReady, StoreError
 from .jobs import FINISHED_STATES, Job, JobError, JobState
-from .schema import jobs_table, metadata, workers_table
+from .schema import jobs_table, metadata, queues_table, workers_table
 
 log = logging.getLogger("sqljobs.store")
 
 T = TypeVar("T")
 _jobs = jobs_table
 _workers = workers_table
+_queues = queues_table
 _FINISHED = sorted(state.value for state in FINISHED_STATES)
 #: Failed attempts kept on a row; older ones are dropped so a row never grows without bound.
 MAX_ERRORS_KEPT = 20
@@ -309,28 +310,108 @@ class JobStore:
         if limit <= 0 or not queues:
             return []
 
-        by_id = ids is not None
-        params: dict[str, Any] = {"p_queues": list(queues), "p_limit": limit, "p_owner": worker_id}
-        if by_id:
-            params["p_only"] = list(ids or ())
+        params = self._claim_params(worker_id, queues, limit)
+        if ids is not None:
+            params["p_only"] = list(ids)
 
         def work(conn: Connection) -> list[Job]:
+            return self._claim_in(conn, params, lease)
+
+        return self.run(work, what="claim", single_statement=self.support.update_returning)
+
+    def _claim_in(self, conn: Connection, params: dict[str, Any], lease: timedelta) -> list[Job]:
+        now = utcnow()
+        params.update(p_now=now, p_until=now + lease)
+        by_id = "p_only" in params
+        if self.support.update_returning:
+            claimed = [row_to_job(r) for r in conn.execute(self._claim_statements[by_id], params)]
+        else:
+            chosen = list(conn.execute(self._claimable[by_id], params).scalars())
+            if not chosen:
+                return []
+            params["p_chosen"] = chosen
+            conn.execute(_statements.CLAIM_SELECTED, params)
+            claimed = [row_to_job(r) for r in conn.execute(_statements.SELECT_BY_IDS, params)]
+        claimed.sort(key=lambda j: (j.priority, j.run_at, j.id))
+        return claimed
+
+    def claim_limited(
+        self, *, worker_id: str, queue: str, limit: int, lease: timedelta
+    ) -> list[Job]:
+        """Claim from a queue with a global concurrency limit and/or a rate limit.
+
+        The queue's settings row is locked for the claim, so claimers in every process see
+        each other's counts: never more than ``global_limit`` jobs of the queue run at once,
+        never more than ``rate_limit`` start per ``rate_period``.
+        """
+
+        def work(conn: Connection) -> list[Job]:
+            settings = conn.execute(_statements.LOCK_QUEUE, {"p_queue": queue}).first()
+            if settings is None:
+                return self._claim_in(conn, self._claim_params(worker_id, [queue], limit), lease)
+            allowance = limit
             now = utcnow()
-            params.update(p_now=now, p_until=now + lease)
-            if self.support.update_returning:
-                statement = self._claim_statements[by_id]
-                claimed = [row_to_job(r) for r in conn.execute(statement, params)]
-            else:
-                chosen = list(conn.execute(self._claimable[by_id], params).scalars())
-                if not chosen:
-                    return []
-                params["p_chosen"] = chosen
-                conn.execute(_statements.CLAIM_SELECTED, params)
-                claimed = [row_to_job(r) for r in conn.execute(_statements.SELECT_BY_IDS, params)]
-            claimed.sort(key=lambda j: (j.priority, j.run_at, j.id))
+            if settings.global_limit is not None:
+                running = conn.execute(_statements.COUNT_RUNNING, {"p_queue": queue}).scalar_one()
+                allowance = min(allowance, settings.global_limit - int(running))
+            window_start, window_count = settings.window_start, settings.window_count or 0
+            if settings.rate_limit is not None and settings.rate_period:
+                period = timedelta(seconds=settings.rate_period)
+                if window_start is None or now - window_start >= period:
+                    window_start, window_count = now, 0
+                allowance = min(allowance, settings.rate_limit - window_count)
+            if allowance <= 0:
+                return []
+            claimed = self._claim_in(conn, self._claim_params(worker_id, [queue], allowance), lease)
+            if settings.rate_limit is not None and claimed:
+                conn.execute(
+                    _statements.COUNT_STARTS,
+                    {
+                        "p_queue": queue,
+                        "p_start": window_start,
+                        "p_count": window_count + len(claimed),
+                    },
+                )
             return claimed
 
         return self.run(work, what="claim")
+
+    @staticmethod
+    def _claim_params(worker_id: str, queues: Sequence[str], limit: int) -> dict[str, Any]:
+        return {"p_queues": list(queues), "p_limit": limit, "p_owner": worker_id}
+
+    def configure_queue(
+        self,
+        name: str,
+        *,
+        global_limit: int | None,
+        rate_limit: int | None,
+        rate_period: timedelta | None,
+    ) -> None:
+        """Store a queue's limits for every worker (None removes a limit)."""
+        values = {
+            "global_limit": global_limit,
+            "rate_limit": rate_limit,
+            "rate_period": rate_period.total_seconds() if rate_period else None,
+        }
+
+        def work(conn: Connection) -> None:
+            changed: Any = conn.execute(
+                update(_queues).where(_queues.c.name == name).values(values)
+            )
+            if changed.rowcount == 0:
+                conn.execute(insert(_queues).values(name=name, window_count=0, **values))
+
+        self.run(work, what="configure queue")
+
+    def queue_settings(self) -> dict[str, dict[str, Any]]:
+        """Limits of every configured queue, by name."""
+
+        def work(conn: Connection) -> dict[str, dict[str, Any]]:
+            rows = conn.execute(select(_queues))
+            return {row.name: dict(row._mapping) for row in rows}
+
+        return self.run(work, what="queue settings")
 
     # -- outcomes ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ renews the leases of running jobs and rescues jobs whose lease expired elsewhere
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import queue as _queue
@@ -14,8 +15,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from . import _dialects, events
@@ -34,6 +36,8 @@ log = logging.getLogger("sqljobs.worker")
 
 #: Connections a worker uses besides its executors: claimer, completer and heartbeat.
 OWN_CONNECTIONS = 3
+#: Seconds between re-reads of the queues' global and rate limits.
+SETTINGS_REFRESH = 5.0
 #: Most completions stored in one transaction.
 MAX_COMPLETION_BATCH = 500
 
@@ -73,7 +77,7 @@ class Worker:
         self,
         jobs: JobQueue,
         *,
-        queues: Sequence[str] | None = None,
+        queues: Sequence[str] | Mapping[str, int | None] | None = None,
         concurrency: int = 4,
         poll_interval: Duration = 0.5,
         lease: Duration = 30.0,
@@ -81,11 +85,24 @@ class Worker:
         rescue_interval: Duration | None = None,
         grace: Duration = 30.0,
         name: str | None = None,
+        prune_after: Duration | None = timedelta(days=7),
+        periodic: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
         self.jobs = jobs
         self.queues = list(queues) if queues else jobs.registry.queues() or ["default"]
+        #: Per-queue concurrency inside this worker, from ``queues={"mail": 2, ...}``.
+        self.local_limits: dict[str, int] = {
+            name: limit
+            for name, limit in (queues.items() if isinstance(queues, Mapping) else ())
+            if limit is not None
+        }
+        if any(limit < 1 for limit in self.local_limits.values()):
+            raise ConfigurationError(f"per-queue limits must be at least 1: {self.local_limits}")
+        self._limited: set[str] = set()
+        self._settings_expire = 0.0
+        self._rotation = 0
         self.concurrency = concurrency
         self.poll_interval = to_seconds(poll_interval, name="poll_interval")
         self.lease = to_timedelta(lease, name="lease")
@@ -122,7 +139,12 @@ class Worker:
         self._idle = threading.Condition(self._lock)
         self._threads: list[threading.Thread] = []
         self._heartbeat_stop = threading.Event()
-        self._maintenance = Maintenance(self._store, bus=self._bus)
+        self._maintenance = Maintenance(
+            self._store,
+            bus=self._bus,
+            schedules=jobs.schedules if periodic else (),
+            prune_after=None if prune_after is None else to_timedelta(prune_after),
+        )
         self._listener = (
             NotificationListener(self._store.engine, self._on_notification)
             if self._store.support.listen_notify
@@ -318,9 +340,7 @@ class Worker:
                 if time.monotonic() >= next_stage:
                     next_stage = time.monotonic() + self.poll_interval
                     self._store.stage()
-                claimed = self._store.claim(
-                    worker_id=self.id, queues=self.queues, limit=free, lease=self.lease
-                )
+                claimed = self._claim(free)
                 failures = 0
             except StoreError as exc:
                 self._release_slots(free)
@@ -343,6 +363,49 @@ class Worker:
                 self._inbox.put(job)
             if not claimed:
                 self._wakeup.wait(self.poll_interval)
+
+    def _claim(self, free: int) -> list[Job]:
+        """Claim up to ``free`` jobs, respecting per-queue limits: local ones (this worker's
+        ``queues={name: n}``) and global/rate limits stored with ``jobs.configure_queue``."""
+        if time.monotonic() >= self._settings_expire:
+            settings = self._store.queue_settings()
+            self._limited = {
+                name
+                for name, row in settings.items()
+                if name in self.queues
+                and (row["global_limit"] is not None or row["rate_limit"] is not None)
+            }
+            self._settings_expire = time.monotonic() + SETTINGS_REFRESH
+        special = [q for q in self.queues if q in self._limited or self.local_limits.get(q)]
+        if not special:
+            return self._store.claim(
+                worker_id=self.id, queues=self.queues, limit=free, lease=self.lease
+            )
+        with self._lock:
+            running = collections.Counter(e.job.queue for e in self._running.values())
+        claimed: list[Job] = []
+        self._rotation = (self._rotation + 1) % len(special)
+        for queue in special[self._rotation :] + special[: self._rotation]:
+            room = free - len(claimed)
+            local = self.local_limits.get(queue)
+            if local:
+                room = min(room, local - running[queue])
+            if room <= 0:
+                continue
+            if queue in self._limited:
+                claimed += self._store.claim_limited(
+                    worker_id=self.id, queue=queue, limit=room, lease=self.lease
+                )
+            else:
+                claimed += self._store.claim(
+                    worker_id=self.id, queues=[queue], limit=room, lease=self.lease
+                )
+        plain = [q for q in self.queues if q not in special]
+        if plain and free > len(claimed):
+            claimed += self._store.claim(
+                worker_id=self.id, queues=plain, limit=free - len(claimed), lease=self.lease
+            )
+        return claimed
 
     def _release_slots(self, count: int) -> None:
         for _ in range(count):
@@ -416,6 +479,8 @@ class Worker:
             for job in done:
                 self._running.pop(job.id, None)
             self._idle.notify_all()
+        if self.local_limits or self._limited:
+            self._wakeup.set()  # a queue below its limit may take a job now
 
     def _count(self, outcome: Outcome) -> None:
         with self._lock:
@@ -461,6 +526,7 @@ class Worker:
                 for job_id, entry in entries:
                     if job_id in lost:
                         entry.ctx.cancel()
+                self._maintenance.enqueue_due()
                 if now >= next_rescue:
                     next_rescue = now + self.rescue_interval
                     self._maintenance.run_once(lease=self.lease)
