@@ -66,6 +66,22 @@ class WorkerStats:
 class Worker:
     """Runs jobs from ``queues`` with ``concurrency`` threads until :meth:`stop`.
 
+    Args:
+        queues: queue names (default: every queue a registered task uses), or a mapping of
+            name to the most jobs of that queue this worker runs at once (None: no own limit).
+        concurrency: executor threads; each holds at most one database connection.
+        poll_interval: seconds between polls when idle. Enqueues in this process, and on
+            PostgreSQL (LISTEN/NOTIFY) in any process, wake the worker at once.
+        lease: how long a claimed job stays reserved without a heartbeat; a worker that dies
+            has its jobs rescued after this.
+        heartbeat_interval: seconds between lease renewals, which also store progress and
+            tell running tasks that they were cancelled (default: lease/3, at most 2s).
+        rescue_interval: seconds between looks for expired leases (default: lease/2).
+        grace: seconds :meth:`stop` lets running jobs finish before releasing them.
+        prune_after: delete finished jobs older than this (None: keep them).
+        prune_interval: seconds between prunes.
+        periodic: enqueue the JobQueue's periodic tasks when their slot comes.
+
     Example:
         >>> worker = jobs.worker(concurrency=4)                   # doctest: +SKIP
         >>> worker.start()                                        # doctest: +SKIP
@@ -86,6 +102,7 @@ class Worker:
         grace: Duration = 30.0,
         name: str | None = None,
         prune_after: Duration | None = timedelta(days=7),
+        prune_interval: Duration = 300.0,
         periodic: bool = True,
     ) -> None:
         if concurrency < 1:
@@ -144,6 +161,7 @@ class Worker:
             bus=self._bus,
             schedules=jobs.schedules if periodic else (),
             prune_after=None if prune_after is None else to_timedelta(prune_after),
+            prune_interval=to_seconds(prune_interval, name="prune_interval"),
         )
         self._listener = (
             NotificationListener(self._store.engine, self._on_notification)
