@@ -1,0 +1,107 @@
+"""Cron slots and global limits with several real worker processes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from sqljobs import JobQueue, JobState
+from tests.helpers import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app(db_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("SQLJOBS_TEST_DATABASE_URL", db_url)
+    sys.modules.pop("tests.acceptance.flow_app", None)
+    module = importlib.import_module("tests.acceptance.flow_app")
+    module.jobs.create_schema()
+    module.runs.drop(module.engine, checkfirst=True)
+    module.runs.create(module.engine)
+    yield module
+    module.engine.dispose()
+
+
+def start_workers(db_url: str, count: int, *args: str) -> list[subprocess.Popen[str]]:
+    env = {**os.environ, "SQLJOBS_TEST_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sqljobs",
+                "worker",
+                "tests.acceptance.flow_app:jobs",
+                "--log-level",
+                "WARNING",
+                "--poll-interval",
+                "0.05",
+                *args,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+
+
+def stop(workers: list[subprocess.Popen[str]]) -> None:
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        out, _ = worker.communicate(timeout=60)
+        assert worker.returncode == 0, out
+
+
+def test_each_cron_slot_runs_once_with_three_worker_processes(app: Any, db_url: str) -> None:
+    jobs: JobQueue = app.jobs
+    workers = start_workers(db_url, 3, "--queues", "default", "--concurrency", "2")
+    try:
+        eventually(lambda: len(jobs.list_jobs(task="tick")) >= 5, timeout=60, interval=0.2)
+    finally:
+        stop(workers)
+    ticks = jobs.list_jobs(task="tick", limit=1000)
+    slots = [job.run_at for job in ticks]
+    assert len(slots) == len(set(slots)), "a slot was enqueued twice"
+    assert all(job.attempt <= 1 for job in ticks)
+    assert sum(job.state is JobState.COMPLETED for job in ticks) >= 4
+
+
+def test_a_global_limit_holds_across_three_worker_processes(app: Any, db_url: str) -> None:
+    jobs: JobQueue = app.jobs
+    jobs.configure_queue("scarce", global_limit=2)
+    total = 40
+    jobs.enqueue_many(None, [app.scarce.prepare(n=i) for i in range(total)])
+    workers = start_workers(db_url, 3, "--queues", "scarce", "--concurrency", "3")
+    try:
+        eventually(
+            lambda: len(jobs.list_jobs(state="completed", queue="scarce")) == total,
+            timeout=120,
+            interval=0.2,
+        )
+    finally:
+        stop(workers)
+    with app.engine.connect() as conn:
+        spans = conn.execute(select(app.runs.c.started, app.runs.c.ended)).all()
+    assert len(spans) == total
+    events = sorted(
+        [(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda ev: (ev[0], ev[1])
+    )
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    assert peak == 2, f"{peak} jobs of a queue limited to 2 overlapped"
