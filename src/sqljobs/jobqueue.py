@@ -361,18 +361,20 @@ class JobQueue:
         retry backoff) lies in the future.
         """
         worker_id = f"drain:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        chosen = list(queues) if queues else None
+        chosen = list(queues) if queues else self._known_queues()
         result = DrainResult()
         lease = timedelta(minutes=5)
         while max_jobs is None or result.total < max_jobs:
             self.store.stage(until=utcnow() + timedelta(days=36500) if include_scheduled else None)
             claimed = self.store.claim(
-                worker_id=worker_id,
-                queues=chosen or self._known_queues(),
-                limit=1,
-                lease=lease,
-                ids=ids,
+                worker_id=worker_id, queues=chosen, limit=1, lease=lease, ids=ids
             )
+            if not claimed and not queues:
+                # A job that ran may have enqueued into a queue we had not seen yet.
+                known = self._known_queues()
+                if set(known) - set(chosen):
+                    chosen = known
+                    continue
             if not claimed:
                 break
             job = claimed[0]
@@ -380,9 +382,8 @@ class JobQueue:
         return result
 
     def _known_queues(self) -> list[str]:
-        return self.registry.queues() + [
-            q for (q, _state) in self.store.count_by_state() if q not in self.registry.queues()
-        ]
+        queues, _tasks = self.store.job_names()
+        return sorted(set(self.registry.queues()) | set(queues))
 
     # -- inspection and administration ---------------------------------------------------
 

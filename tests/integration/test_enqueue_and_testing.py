@@ -137,3 +137,20 @@ def test_wait_returns_the_finished_job(jobs: JobQueue) -> None:
     with jobs.worker(concurrency=1, poll_interval=0.02):
         job = jobs.wait(job_id, timeout=20)
     assert job.state is JobState.COMPLETED and job.result == 42
+
+
+def test_drain_follows_jobs_enqueued_into_new_queues(jobs: JobQueue) -> None:
+    ran: list[str] = []
+
+    @jobs.task(queue="second")
+    def second() -> None:
+        ran.append("second")
+
+    @jobs.task
+    def first() -> None:
+        ran.append("first")
+        second.enqueue(queue="elsewhere")
+
+    first.enqueue()
+    assert len(jobs.drain().completed) == 2
+    assert ran == ["first", "second"]
