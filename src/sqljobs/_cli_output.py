@@ -55,6 +55,7 @@ def job_detail(job: Job) -> dict[str, Any]:
         "lease_expires_at": _iso(job.lease_expires_at),
         "result": job.result,
         "progress": getattr(job, "progress", None),
+        "progress_message": getattr(job, "progress_message", None),
         "errors": [e.to_json() for e in job.errors],
     }
 
@@ -220,7 +221,9 @@ def render_job(job: Job) -> RenderableType:
         facts.add_row("worker", f"{_escape(job.lease_owner)} until {_iso(job.lease_expires_at)}")
     progress = getattr(job, "progress", None)
     if progress is not None:
-        facts.add_row("progress", _escape(json.dumps(progress, default=str)))
+        message = getattr(job, "progress_message", None) or ""
+        shown = f"{progress:.0%}" if isinstance(progress, (int, float)) else str(progress)
+        facts.add_row("progress", _escape(f"{shown} {message}".strip()))
     parts: list[RenderableType] = [facts]
     pretty = json.dumps(job.args, indent=2, ensure_ascii=False, default=str)
     parts.append(Panel(_escape(pretty), title="args", title_align="left"))

@@ -282,3 +282,24 @@ def test_dashboard_forms_need_the_csrf_token(
         f"{PREFIX}/jobs/{ids['ok0']}/delete", data={"csrf_token": token}, follow_redirects=False
     )
     assert deleted.status_code == 303 and deleted.headers["location"].endswith("?notice=deleted")
+
+
+def test_progress_of_a_running_job_is_shown(
+    client: TestClient, jobs: JobQueue, tasks: dict[str, Any]
+) -> None:
+    job_id = tasks["ok"].enqueue(n=5)
+    jobs.store.claim(worker_id="w1", queues=["default"], limit=1, lease=timedelta(minutes=1))
+    jobs.store.heartbeat(
+        worker_id="w1",
+        job_ids=[job_id],
+        lease=timedelta(minutes=1),
+        progress=[(job_id, 0.42, "<i>row 42 of 100</i>")],
+    )
+    detail = client.get(f"{PREFIX}/api/jobs/{job_id}").json()
+    assert detail["progress"] == pytest.approx(0.42)
+    assert detail["progress_message"] == "<i>row 42 of 100</i>"
+    page = client.get(f"{PREFIX}/jobs/{job_id}").text
+    assert '<progress max="1" value="0.42">' in page
+    assert "&lt;i&gt;row 42 of 100&lt;/i&gt;" in page
+    listing = client.get(f"{PREFIX}/jobs", params={"state": "running"}).text
+    assert "42%" in listing

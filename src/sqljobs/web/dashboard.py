@@ -89,6 +89,7 @@ def _environment() -> jinja2.Environment:
     env.filters["iso"] = lambda value: value.isoformat(timespec="seconds") if value else ""
     env.filters["age"] = _overview.format_age
     env.globals["STATE_ORDER"] = STATE_ORDER
+    env.filters["progress_of"] = lambda job: getattr(job, "progress", None)
     return env
 
 
@@ -222,6 +223,7 @@ class Dashboard:
         return {
             "job": job,
             "progress": getattr(job, "progress", None),
+            "progress_message": getattr(job, "progress_message", None),
             "errors": list(reversed(job.errors)),
             "can_retry": job.state is not JobState.RUNNING,
             "can_cancel": not job.state.is_finished,

@@ -74,7 +74,8 @@ class JobDetail(JobSummary):
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     result: Any = None
-    progress: Any = Field(None, description="progress reported by the task, if any")
+    progress: Any = Field(None, description="fraction done (0..1) last reported by the task")
+    progress_message: str | None = Field(None, description="message sent with that progress")
     errors: list[JobErrorOut] = Field(default_factory=list)
 
     @classmethod
@@ -85,6 +86,7 @@ class JobDetail(JobSummary):
             lease_expires_at=job.lease_expires_at,
             result=job.result,
             progress=getattr(job, "progress", None),
+            progress_message=getattr(job, "progress_message", None),
             errors=[JobErrorOut.of(e) for e in job.errors],
         )
 
