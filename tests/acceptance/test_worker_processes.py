@@ -117,8 +117,7 @@ def test_kill_9_mid_job_is_rescued_and_applied_once(app: Any, workers: Any, tmp_
     victim.wait()
     assert jobs.get(job_id).state is JobState.RUNNING  # nobody knows yet that it died
     marker.unlink()
-    # The rescuer re-runs the job quickly this time (the marker argument stays, so hold=30
-    # would repeat): cancel nothing, just let a second worker rescue and finish it.
+    # A second worker rescues the job once its lease expires; attempt 2 does not hold.
     rescuer = workers("--concurrency", "2", "--lease", "1", "--poll-interval", "0.05")
     eventually(marker.exists, timeout=60)
     assert int(marker.read_text()) == rescuer.proc.pid
