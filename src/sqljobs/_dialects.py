@@ -61,7 +61,11 @@ def check_server(conn: Connection) -> None:
     """Fail fast on a server too old for what the store needs (e.g. no SKIP LOCKED)."""
     if conn.dialect.name not in ("mysql", "mariadb"):
         return
-    version = str(conn.exec_driver_sql("SELECT VERSION()").scalar_one())
+    check_mysql_version(str(conn.exec_driver_sql("SELECT VERSION()").scalar_one()))
+
+
+def check_mysql_version(version: str) -> None:
+    """Refuse MariaDB before 10.6 and MySQL before 8.0.1 (``version`` as ``VERSION()`` says)."""
     numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:3])
     is_mariadb = "mariadb" in version.lower()
     needed = (10, 6, 0) if is_mariadb else (8, 0, 1)
