@@ -13,7 +13,8 @@ from bench.results import Result
 from bench.settings import Settings
 from bench.targets import Target, evaluate
 
-COMPETITORS = ("background-tasks", "procrastinate", "pgqueuer", "celery-redis")
+#: Hand-written analysis (profiles, what remains and why), appended to the report.
+NOTES = Path(__file__).resolve().parent / "NOTES.md"
 
 
 @dataclass
@@ -92,6 +93,8 @@ def _table(rows: list[Result], columns: list[tuple[str, str]]) -> list[str]:
 def _cell(row: Result, key: str) -> str:
     if key == "label":
         return row.label
+    if key == "workload":
+        return row.workload
     if key == "sum":
         return _sum(row)
     if key == "problems":
@@ -116,6 +119,7 @@ THROUGHPUT = [
     ("lost", "lost"),
     ("failures, errors, notes", "problems"),
 ]
+BY_WORKLOAD = [("workload", "workload"), *THROUGHPUT]
 LATENCY = [
     ("contender", "label"),
     ("N", "n"),
@@ -141,10 +145,12 @@ SECTIONS = [
     ),
     ("w2h", "W2h: W2, each job holding its connection {hold} ms before the UPDATE", THROUGHPUT),
     ("w3", "W3 pickup latency: {rate:g} jobs/s for {secs:g} s", LATENCY),
-    ("scale-w1", "Scale: W1 with 1, 2, 4 sqljobs worker processes (PostgreSQL)", THROUGHPUT),
-    ("scale-w2", "Scale: W2 with 1, 2, 4 sqljobs worker processes (PostgreSQL)", THROUGHPUT),
-    ("finished-empty", "W1 on an empty job table", THROUGHPUT),
-    ("finished-full", "W1 with finished jobs already in the table", THROUGHPUT),
+    ("scale-*", "Scale: sqljobs-pg with 1, 2, 4 worker processes", BY_WORKLOAD),
+    (
+        "finished-*",
+        "W1 / W1b on an empty job table, then with {finished:,} finished jobs in it",
+        BY_WORKLOAD,
+    ),
     ("bulk", "Bulk enqueue in one call (no workers running)", THROUGHPUT),
 ]
 
@@ -201,15 +207,25 @@ def render(results: list[Result], ctx: Context, *, chart_name: str) -> str:
             f"{fmt(c.jobs_per_s)} commits/s ({c.note}) {c.failure}".rstrip(),
         ]
     for key, title, columns in SECTIONS:
-        rows = [r for r in results if r.workload == key]
+        rows = [
+            r
+            for r in results
+            if r.workload == key or (key.endswith("*") and r.workload.startswith(key[:-1]))
+        ]
         if not rows:
             continue
-        heading = title.format(hold=s.hold_ms, rate=s.latency_rate, secs=s.latency_seconds)
+        if key.endswith("*"):
+            rows.sort(key=lambda r: (r.workload, r.processes))
+        heading = title.format(
+            hold=s.hold_ms, rate=s.latency_rate, secs=s.latency_seconds, finished=s.finished_rows
+        )
         out += ["", f"## {heading}", "", *_table(rows, columns)]
     other = [r for r in results if (r.failure and "+" in r.workload) or r.workload == "setup"]
     if other:
         out += ["", "## Contenders that failed as a whole", ""]
         out += [f"- {r.contender} ({r.workload}): {r.failure}" for r in other]
+    if NOTES.exists():
+        out += ["", NOTES.read_text().strip()]
     return "\n".join(out) + "\n"
 
 

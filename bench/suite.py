@@ -100,7 +100,7 @@ def run_contender(contender: Contender, settings: Settings) -> list[Result]:
 
             def scale_body(p: int = processes) -> list[Result]:
                 rows = []
-                for workload in ("w1", "w2"):
+                for workload in ("w1", "w2", "w1b", "w2b"):
                     log.info("%s x%d: %s", contender.name, p, workload)
                     row = _measure(contender, settings, workload, p)
                     row.workload = f"scale-{workload}"
@@ -125,12 +125,18 @@ def run_contender(contender: Contender, settings: Settings) -> list[Result]:
 def finished_rows(contender: Contender, settings: Settings) -> list[Result]:
     """W1 on an empty job table, then W1 with ``finished_rows`` completed jobs in it."""
 
-    def empty() -> list[Result]:
-        row = _measure(contender, settings, "w1")
-        row.workload = "finished-empty"
-        return [row]
+    def measure(suffix: str) -> list[Result]:
+        rows = []
+        for workload in ("w1", "w1b"):
+            row = _measure(contender, settings, workload)
+            row.workload = f"finished-{suffix}-{workload}"
+            rows.append(row)  # no reset(): it would prune the seeded rows too
+        return rows
 
-    rows = _session(contender, settings, 1, empty, "finished-empty")
+    def empty() -> list[Result]:
+        return measure("empty")
+
+    rows = _session(contender, settings, 1, empty, "finished-empty-w1")
     try:
         contender.setup()
         log.info("%s: seeding %d finished jobs", contender.name, settings.finished_rows)
@@ -138,14 +144,14 @@ def finished_rows(contender: Contender, settings: Settings) -> list[Result]:
         contender.start(1)
         try:
             w.warm_up(contender, settings, 1)
-            row = w.throughput(contender, settings, "finished-full", mode="noop", n=settings.n)
-            row.note = f"{settings.finished_rows:,} completed rows seeded in {seconds:.0f}s"
-            rows.append(row)
+            for row in measure("full"):
+                row.note = f"{settings.finished_rows:,} completed rows seeded in {seconds:.0f}s"
+                rows.append(row)
         finally:
             contender.stop()
         contender.setup()
     except Exception as exc:
-        rows.append(_failed("finished-full", contender.name, exc))
+        rows.append(_failed("finished-full-w1", contender.name, exc))
     return rows
 
 
