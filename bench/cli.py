@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         command="bash bench/run",
     )
     text = report.render(results, context, chart_name=Path(args.chart).name)
-    report.chart(results, Path(args.chart))
+    report.chart(results, Path(args.chart), settings)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(text)
     print(text)
