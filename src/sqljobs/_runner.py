@@ -9,6 +9,7 @@ from typing import Any
 from . import events
 from ._executor import Executor
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
+from ._utils import utcnow
 from .context import JobContext
 from .events import EventBus
 from .jobs import Job
@@ -85,10 +86,16 @@ class JobRunner:
         elif isinstance(outcome, Failed):
             fields["error"] = f"{outcome.error.type}: {outcome.error.message}"
             if outcome.retry_at is None:
-                name, level, text = events.JOB_DISCARDED, logging.ERROR, "discarded"
+                name, level, text = (
+                    events.JOB_DISCARDED,
+                    logging.ERROR,
+                    "discarded",
+                )
             else:
                 fields["retry_at"] = outcome.retry_at.isoformat()
-                name, level, text = events.JOB_FAILED, logging.WARNING, "failed, will retry"
+                wait = (outcome.retry_at - utcnow()).total_seconds()
+                name, level = events.JOB_FAILED, logging.WARNING
+                text = f"failed (retry in {max(wait, 0):.1f}s)"
         elif isinstance(outcome, Cancelled):
             name, level, text = events.JOB_CANCELLED, logging.INFO, "cancelled"
         elif isinstance(outcome, Snoozed):
@@ -102,7 +109,7 @@ class JobRunner:
         fields["outcome"] = name.rsplit(".", 1)[-1]
         log.log(
             level,
-            "job %s (%s) attempt %s %s in %.3fs%s",
+            "job %s (%s) attempt %s %s after %.3fs%s",
             job.id,
             job.task,
             job.attempt,

@@ -28,6 +28,7 @@ JOB_CANCELLED = "sqljobs.job.cancelled"
 JOB_SNOOZED = "sqljobs.job.snoozed"
 JOB_LEASE_LOST = "sqljobs.job.lease_lost"
 JOB_RESCUED = "sqljobs.job.rescued"
+JOB_RETRIED = "sqljobs.job.retried"  # an operator asked for another run
 WORKER_STARTED = "sqljobs.worker.started"
 WORKER_STOPPED = "sqljobs.worker.stopped"
 WORKER_ERROR = "sqljobs.worker.error"

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from .worker import Worker
 
 log = logging.getLogger("sqljobs")
+#: session.info key: jobs enqueued in the session's transaction, reported when it commits.
+_PENDING = "sqljobs_pending"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -271,11 +273,10 @@ class JobQueue:
         """
         rows = list(new_jobs)
         ids = self.store.enqueue(session, rows)
-        self.events.emit(events.JOB_ENQUEUED, job_ids=ids, new_jobs=rows)
-        if session is None:
-            self._after_commit(ids)
-        elif isinstance(session, Session):
-            self._on_commit(session, ids)
+        if isinstance(session, Session):
+            self._on_commit(session, ids, rows)
+        else:  # committed already, or a Connection whose commit we cannot see
+            self._committed(ids, rows)
         return ids
 
     async def enqueue_many_async(
@@ -284,25 +285,29 @@ class JobQueue:
         """:meth:`enqueue_many` in an ``AsyncSession``'s transaction."""
         rows = list(new_jobs)
         ids = await session.run_sync(lambda sync_session: self.store.enqueue(sync_session, rows))
-        self.events.emit(events.JOB_ENQUEUED, job_ids=ids, new_jobs=rows)
-        self._on_commit(session.sync_session, ids)
+        self._on_commit(session.sync_session, ids, rows)
         return ids
 
-    def _on_commit(self, session: Session, ids: list[int]) -> None:
-        pending: list[int] | None = session.info.get("sqljobs_pending")
+    def _on_commit(self, session: Session, ids: list[int], rows: list[NewJob]) -> None:
+        """Report the jobs and wake workers once the caller's transaction commits."""
+        pending: list[tuple[list[int], list[NewJob]]] | None = session.info.get(_PENDING)
         if pending is None:
-            pending = session.info["sqljobs_pending"] = []
+            pending = session.info[_PENDING] = []
             event.listen(session, "after_commit", self._session_committed)
             event.listen(session, "after_rollback", _session_rolled_back)
-        pending.extend(ids)
+        pending.append((ids, rows))
 
     def _session_committed(self, session: Session) -> None:
-        ids = list(session.info.get("sqljobs_pending", ()))
-        session.info["sqljobs_pending"] = []
-        if ids:
-            self._after_commit(ids)
+        pending = session.info.get(_PENDING) or []
+        session.info[_PENDING] = []
+        for ids, rows in pending:
+            self._committed(ids, rows)
 
-    def _after_commit(self, ids: list[int]) -> None:
+    def _committed(self, ids: list[int], rows: list[NewJob]) -> None:
+        self.events.emit(events.JOB_ENQUEUED, job_ids=ids, new_jobs=rows)
+        self._wake(ids)
+
+    def _wake(self, ids: list[int]) -> None:
         for worker in list(self._workers):
             worker.notify()
         if self.inline:
@@ -420,12 +425,15 @@ class JobQueue:
     def retry(self, job_id: int) -> Job:
         """Run a discarded, cancelled or waiting job again now."""
         job = self.store.retry(job_id)
-        self._after_commit([job_id])
+        self.events.emit(events.JOB_RETRIED, job=job)
+        self._wake([job_id])
         return job
 
     def cancel(self, job_id: int) -> Job:
         """Cancel a job: a waiting one never starts, a running one can no longer commit."""
-        return self.store.cancel(job_id)
+        job = self.store.cancel(job_id)
+        self.events.emit(events.JOB_CANCELLED, job=job, outcome=None, duration=None)
+        return job
 
     def prune(self, *, older_than: Duration, states: Iterable[JobState | str] | None = None) -> int:
         """Delete finished jobs older than ``older_than``; returns how many."""
@@ -485,7 +493,7 @@ def _record(result: DrainResult, job: Job, outcome: Outcome) -> None:
 
 
 def _session_rolled_back(session: Session) -> None:
-    session.info["sqljobs_pending"] = []
+    session.info[_PENDING] = []
 
 
 _FORK_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
