@@ -55,19 +55,23 @@ def apply(session: Session, key: int, hold: float = 0.0) -> None:
 # -- hostile tasks ------------------------------------------------------------------------
 
 
+#: The counter hostile tasks bump (``apply`` uses 1-10).
+HOSTILE_COUNTER = 11
+
+
 class Explosion(BaseException):
     """Not an Exception: slips past every ``except Exception``."""
 
 
 @jobs.task(name="raise_base_exception", max_attempts=1)
 def raise_base_exception(session: Session) -> None:
-    increment(session, 1)
+    increment(session, HOSTILE_COUNTER)
     raise Explosion("a BaseException from the task")
 
 
 @jobs.task(name="raise_system_exit", max_attempts=1)
 def raise_system_exit(session: Session) -> None:
-    increment(session, 1)
+    increment(session, HOSTILE_COUNTER)
     raise SystemExit(3)
 
 
@@ -86,27 +90,27 @@ def never_return() -> None:
 
 @jobs.task(name="non_json_result", max_attempts=1)
 def non_json_result(session: Session) -> Any:
-    increment(session, 1)
+    increment(session, HOSTILE_COUNTER)
     return {"when": object()}
 
 
 @jobs.task(name="close_own_session", max_attempts=1)
 def close_own_session(session: Session) -> str:
-    increment(session, 1)
+    increment(session, HOSTILE_COUNTER)
     session.close()
     return "closed"
 
 
 @jobs.task(name="commit_own_session", max_attempts=1)
 def commit_own_session(session: Session) -> str:
-    increment(session, 1)
+    increment(session, HOSTILE_COUNTER)
     session.commit()
     return "committed"
 
 
 @jobs.task(name="rollback_own_session", max_attempts=1)
 def rollback_own_session(session: Session) -> str:
-    increment(session, 1)
+    increment(session, HOSTILE_COUNTER)
     session.rollback()
     return "rolled back"
 

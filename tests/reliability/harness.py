@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from sqljobs import JobQueue, JobState
-from tests.helpers import add_counters, counter_total, eventually
+from tests.conftest import Counter
+from tests.helpers import add_counters, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.reliability.app"
@@ -36,7 +37,7 @@ def load_app(db_url: str) -> Any:
     module.jobs.create_schema()
     module.metadata.drop_all(module.engine)
     module.metadata.create_all(module.engine)
-    add_counters(module.SessionLocal, 10)
+    add_counters(module.SessionLocal, 11)
     return module
 
 
@@ -45,6 +46,7 @@ class WorkerProcess:
 
     def __init__(self, db_url: str, log: Path, *args: str, env: dict[str, str] | None = None):
         self.log = log
+        self.terminated = False
         environment = {
             **os.environ,
             "SQLJOBS_TEST_DATABASE_URL": db_url,
@@ -76,9 +78,15 @@ class WorkerProcess:
 
     def stop(self, timeout: float = 90) -> int:
         """SIGTERM, then wait for a clean exit; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        self.sigterm()
         return self.proc.wait(timeout=timeout)
+
+    def sigterm(self) -> None:
+        """One SIGTERM only: a second one skips the grace period, and one that arrives
+        while the interpreter shuts down ends the process with -15."""
+        if self.proc.poll() is None and not self.terminated:
+            self.terminated = True
+            self.proc.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -103,8 +111,7 @@ class Workers:
     def stop_all(self, workers: list[WorkerProcess]) -> None:
         """SIGTERM every worker at once and check each exits cleanly."""
         for worker in workers:
-            if worker.alive():
-                worker.proc.send_signal(signal.SIGTERM)
+            worker.sigterm()
         for worker in workers:
             code = worker.stop()
             assert code == 0, f"worker {worker.pid} exited {code}:\n{worker.output()[-3000:]}"
@@ -157,7 +164,7 @@ def tally(app: Any, expected_keys: int) -> Tally:
         running=running,
         lost=expected_keys - applied,
         duplicated=duplicated,
-        counter=counter_total(app.SessionLocal),
+        counter=apply_counters(app),
         failed_attempts=failed,
         rescued_attempts=rescued,
     )
@@ -175,6 +182,12 @@ def wait_registered(app: Any, worker: WorkerProcess, timeout: float = 60) -> Non
 
 def wait_completed(app: Any, goal: int, timeout: float = 180) -> None:
     eventually(lambda: completed_count(app) >= goal, timeout=timeout, interval=0.05)
+
+
+def apply_counters(app: Any) -> int:
+    """The counters ``apply`` bumps (1-10); hostile tasks use counter 11."""
+    with app.SessionLocal() as session:
+        return sum(session.scalars(select(Counter.n).where(Counter.id <= 10)))
 
 
 def finished(app: Any) -> bool:
