@@ -54,6 +54,33 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=timezone.utc)
 
 
+class UndecodableJSON(str):
+    """A stored value that is not JSON at all (SQLite keeps JSON as unchecked text, so a row
+    written by hand can hold anything): the raw text, so one bad row fails its own job
+    instead of every query that reads it."""
+
+
+class StoredJSON(TypeDecorator[Any]):
+    """JSON whose undecodable stored text reads back as :class:`UndecodableJSON`."""
+
+    impl = JSON
+    cache_ok = True
+    should_evaluate_none = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        decode = self.impl_instance.dialect_impl(dialect).result_processor(dialect, coltype)
+        if decode is None:
+            return None
+
+        def process(value: Any) -> Any:
+            try:
+                return decode(value)
+            except ValueError:
+                return UndecodableJSON(value)
+
+        return process
+
+
 #: The MetaData holding every sqljobs table. Give it to Alembic next to your own.
 metadata = MetaData()
 
@@ -65,7 +92,7 @@ jobs_table = Table(
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("queue", String(100), nullable=False),
     Column("task", String(255), nullable=False),
-    Column("args", JSON, nullable=False),
+    Column("args", StoredJSON, nullable=False),
     Column("state", String(16), nullable=False),
     Column("priority", Integer, nullable=False, default=0),
     Column("attempt", Integer, nullable=False, default=0),
