@@ -210,6 +210,11 @@ def run_worker(
     if not live and summary_interval > 0:
         print_summary_line(worker, summary())
     print(f"sqljobs worker {worker.id} stopped: {worker.stats}", flush=True)
+    if not stop_requested.is_set():
+        # Nobody asked it to stop: its claimer crashed (logged above). Exit non-zero so a
+        # supervisor restarts it.
+        print(f"error: sqljobs worker {worker.id} stopped on its own", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 
