@@ -159,6 +159,10 @@ class JobStore:
             else self._bookkeeping_engine
         )
         self._insert_if_new = _statements.insert_if_new(engine.dialect.name)
+        driver_error = getattr(getattr(engine.dialect, "loaded_dbapi", None), "Error", None)
+        self._raw_driver_errors: tuple[type[Exception], ...] = (
+            (driver_error,) if isinstance(driver_error, type) else ()
+        )
         skip_locked = self.support.skip_locked
         self._claim_statements = {
             by_id: _statements.claim_returning(skip_locked=skip_locked, by_id=by_id)
@@ -221,6 +225,14 @@ class JobStore:
                 raise self.wrap(exc, what) from exc
             except SQLAlchemyError as exc:
                 raise self.wrap(exc, what) from exc
+            except self._raw_driver_errors as exc:
+                # A driver error SQLAlchemy did not wrap: e.g. setting the isolation level of
+                # a pooled connection the server killed (MariaDB KILL). The pool has
+                # discarded that connection; the next attempt gets a new one.
+                if attempt < _TRANSIENT_RETRIES:
+                    time.sleep(min(0.01 * 2**attempt, 0.5))
+                    continue
+                raise StoreError(f"{what} failed: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
