@@ -15,6 +15,7 @@ from examples.records.database import jobs
 from examples.records.models import Record
 from examples.records.tasks import refresh_record
 from fastapi import HTTPException
+from pydantic import BaseModel
 from sqlalchemy import BigInteger, Integer, String, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -74,6 +75,18 @@ def refresh_then_fail(record_id: int, db: DBSession, enqueue: Enqueue) -> dict[s
     record.status = "queued"
     db.flush()  # the job row and the record change were sent to the database...
     raise HTTPException(409, {"job_id": record.job_id})  # ...and are rolled back
+
+
+class RecordIds(BaseModel):
+    ids: list[int]
+
+
+@app.post("/_e2e/records/refresh", status_code=202)
+def refresh_many(body: RecordIds, db: DBSession, enqueue: Enqueue) -> dict[str, Any]:
+    """Enqueue a refresh for each record in one transaction (a backlog for the kill test)."""
+    job_ids = enqueue.enqueue_many(refresh_record, [{"record_id": i} for i in body.ids])
+    db.commit()
+    return {"job_ids": job_ids}
 
 
 @app.post("/_e2e/probes", status_code=202)

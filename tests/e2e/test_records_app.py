@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -186,17 +185,15 @@ def test_sigkill_with_jobs_pending_then_restart_runs_every_job_exactly_once(
 ) -> None:
     settings = {
         "SQLJOBS_CONCURRENCY": "4",
-        "SQLJOBS_LEASE": "1.5",
-        "RECORDS_WORK_SECONDS": "0.05",
+        "SQLJOBS_LEASE": "2",
+        "RECORDS_WORK_SECONDS": "0.1",
     }
     total = 60
     first = servers(**settings)
     record_ids = create_records(first, total)
-    with ThreadPoolExecutor(4) as pool:
-        responses = list(
-            pool.map(lambda rid: first.client.post(f"/records/{rid}/refresh"), record_ids)
-        )
-    assert {r.status_code for r in responses} == {202}  # every job committed
+    # One request commits the whole backlog, so jobs are still pending when the kill comes.
+    response = first.client.post("/_e2e/records/refresh", json={"ids": record_ids})
+    assert len(response.raise_for_status().json()["job_ids"]) == total
 
     def mid_flight() -> bool:
         states = first.stats()["jobs"]
@@ -226,10 +223,15 @@ def test_sigkill_with_jobs_pending_then_restart_runs_every_job_exactly_once(
     assert len(records) == total
     assert {(r.status, r.refresh_count) for r in records} == {("fresh", 1)}
     assert len(jobs_after) == total
-    for job_id in running_at_kill:  # its killed attempt left nothing; the rescue redid it
-        assert jobs_after[job_id]["attempt"] == 2
-        assert [e["type"] for e in jobs_after[job_id]["errors"]] == ["LeaseExpired"]
-    assert {r["attempt"] for i, r in jobs_after.items() if i not in running_at_kill} == {1}
+    for job_id, job in jobs_after.items():
+        # Attempts beyond the first are only ever rescues of expired leases: the killed ones,
+        # and (rarely, with this short lease on a loaded machine) a heartbeat that came late;
+        # either way the attempt's writes were rolled back, as refresh_count == 1 shows.
+        errors = [e["type"] for e in job["errors"]]
+        assert set(errors) <= {"LeaseExpired"}, job
+        assert job["attempt"] == 1 + len(errors), job
+        if job_id in running_at_kill:  # its killed attempt left nothing; a rescue redid it
+            assert errors, job
 
 
 def test_async_tasks_under_concurrency_8_never_share_a_session_or_connection(
