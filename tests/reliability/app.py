@@ -52,6 +52,12 @@ def apply(session: Session, key: int, hold: float = 0.0) -> None:
         time.sleep(hold)
 
 
+@jobs.task(name="noop", max_attempts=50)
+def noop(key: int) -> int:
+    """A task without a session: completed in batches by the worker's completer thread."""
+    return key
+
+
 # -- hostile tasks ------------------------------------------------------------------------
 
 

@@ -199,6 +199,13 @@ def completed_count(app: Any) -> int:
     return sum(n for (_q, s), n in app.jobs.counts().items() if s is JobState.COMPLETED)
 
 
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The sampler lines app.py wrote (threads, checked-out connections, RSS, fds)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def record(scenario: str, dialect: str, **figures: Any) -> None:
     """Print a scenario's figures; also append them to $SQLJOBS_REL_FIGURES (JSON lines),
     which is where docs/reliability.md's tables come from."""

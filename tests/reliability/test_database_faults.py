@@ -31,7 +31,7 @@ from tests.reliability.harness import (
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
-JOBS = env_int("SQLJOBS_FAULT_JOBS", 1000)
+JOBS = env_int("SQLJOBS_FAULT_JOBS", 600)
 ROUNDS = env_int("SQLJOBS_FAULT_ROUNDS", 5)
 WORKER_ARGS = (
     "--concurrency",
