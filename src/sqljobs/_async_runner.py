@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -75,7 +75,9 @@ class AsyncRunner:
         loop = self._ensure_started()
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
-    def close(self) -> None:
+    def close(self, *, cleanup: Callable[[], Coroutine[Any, Any, Any]] | None = None) -> None:
+        """Stop the loop if this runner owns it, after awaiting ``cleanup()`` on it (e.g. an
+        async engine's ``dispose``: its pooled connections belong to this loop)."""
         if self._borrowed_thread is not None:
             with self._lock:
                 fallback, self._fallback = self._fallback, None
@@ -90,6 +92,8 @@ class AsyncRunner:
             return
 
         async def shutdown() -> None:
+            if cleanup is not None:
+                await cleanup()
             await loop.shutdown_asyncgens()
 
         asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=5)

@@ -334,11 +334,15 @@ class JobQueue:
             return self._async_runner
 
     def close(self) -> None:
-        """Stop the event loop used by async tasks (if one was started)."""
+        """Stop the event loop used by async tasks (if sqljobs started one), first closing the
+        async engine's pooled connections, which belong to that loop."""
         with self._runner_lock:
             runner, self._async_runner = self._async_runner, None
-        if runner is not None:
-            runner.close()
+        if runner is None:
+            return
+        factory = self.async_session_factory
+        async_engine = factory.kw.get("bind") if factory is not None else None
+        runner.close(cleanup=async_engine.dispose if async_engine is not None else None)
 
     def lifespan(self, app: object = None) -> AbstractAsyncContextManager[Any]:
         """An in-process worker living as long as an ASGI app: ``FastAPI(lifespan=jobs.lifespan)``.

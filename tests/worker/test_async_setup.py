@@ -98,6 +98,5 @@ def test_a_queue_built_from_an_async_sessionmaker_runs_sync_and_async_tasks(
             eventually(lambda: all(jobs.get(i).state is JobState.COMPLETED for i in ids))
         assert counter_total(session_factory) == 2
     finally:
-        jobs._get_async_runner().run(async_engine.dispose())
-        jobs.close()
+        jobs.close()  # disposes the async engine on the loop its connections belong to
         jobs.engine.dispose()

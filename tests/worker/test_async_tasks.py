@@ -62,8 +62,7 @@ def make_queue(session_factory: sessionmaker[Session], async_engine: AsyncEngine
 
 
 def close_queue(queue: JobQueue, async_engine: AsyncEngine) -> None:
-    # An async engine's connections belong to the loop that opened them: sqljobs' own.
-    queue._get_async_runner().run(async_engine.dispose())
+    # close() disposes the async engine on sqljobs' own loop, where its connections live.
     queue.close()
 
 
