@@ -28,11 +28,13 @@ try:  # the asyncio extension imports without greenlet installed; be defensive a
 except ImportError:  # pragma: no cover
     pass
 
-_JSON_SCALARS = (str, int, float, bool, type(None))
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def check_json(value: Any, path: str) -> None:
     """Raise a specific error for anything that is not plain JSON."""
+    if type(value) in _PLAIN_SCALARS:  # the common case, before the costlier checks
+        return
     if isinstance(value, _SESSION_LIKE):
         kind = type(value).__name__
         raise SerializationError(

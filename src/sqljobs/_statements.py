@@ -66,6 +66,36 @@ def insert_if_new(dialect_name: str) -> Any:
 INSERT_RETURNING_IDS = insert(_jobs).returning(_jobs.c.id, sort_by_parameter_order=True)
 NOTIFY = text("SELECT pg_notify(:p_channel, :p_queue)")
 
+_INSERTED_COLUMNS = [c for c in _jobs.c if c.name != "id"]
+#: PostgreSQL: ``WITH j AS (INSERT ... RETURNING id, queue) SELECT id, pg_notify(...)``; the
+#: notification is delivered when the transaction commits, and only then.
+_inserted = (
+    insert(_jobs)
+    .values(
+        {
+            c.name: bindparam(
+                f"v_{c.name}", type_=JSON(none_as_null=True) if isinstance(c.type, JSON) else c.type
+            )
+            for c in _INSERTED_COLUMNS
+        }
+    )
+    .returning(_jobs.c.id, _jobs.c.queue, _jobs.c.state)
+    .cte("inserted")
+)
+INSERT_AND_NOTIFY = select(
+    _inserted.c.id,
+    func.pg_notify(
+        bindparam("p_channel", type_=String),
+        case((_inserted.c.state == JobState.AVAILABLE.value, _inserted.c.queue), else_=""),
+    ),
+).select_from(_inserted)
+
+
+def notify_insert_params(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` (a NewJob's values) as INSERT_AND_NOTIFY's parameters."""
+    return {f"v_{c.name}": row.get(c.name) for c in _INSERTED_COLUMNS}
+
+
 #: A worker may write a job's outcome only while it holds the job's lease.
 OWNED = (
     (_jobs.c.id == bindparam("p_id", type_=Integer))

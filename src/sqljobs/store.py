@@ -258,6 +258,22 @@ class JobStore:
         now = utcnow()
         rows = [job.values(now) for job in new_jobs]
 
+        single = len(rows) == 1 and not rows[0]["unique_key"]
+        if single and self.support.listen_notify:
+            # PostgreSQL: insert and notify in one statement (and, on its own, in autocommit):
+            # one round trip instead of BEGIN, NOTIFY, INSERT and COMMIT.
+            params = {**_statements.notify_insert_params(rows[0]), "p_channel": NOTIFY_CHANNEL}
+
+            def insert_notify(target: Session | Connection) -> list[int]:
+                return [int(target.execute(_statements.INSERT_AND_NOTIFY, params).scalar_one())]
+
+            if executor is None:
+                return self.run(insert_notify, what="enqueue", single_statement=True)
+            try:
+                return insert_notify(executor)
+            except SQLAlchemyError as exc:
+                raise self.wrap(exc, "enqueue") from exc
+
         def insert_rows(target: Session | Connection) -> list[int]:
             if self.support.listen_notify:
                 # Delivered to listening workers when (and only if) this transaction commits.
