@@ -7,12 +7,14 @@ import dataclasses
 import json
 import logging
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import report
 from bench.contenders import registry
 from bench.db import ensure_databases
 from bench.markers import clear_markers
+from bench.results import Result
 from bench.settings import ALL_WORKLOADS, OUT, ROOT, Settings
 from bench.suite import run_all
 
@@ -46,6 +48,9 @@ def parse(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--chart", default=str(ROOT / "docs" / "benchmarks.png"))
     parser.add_argument(
+        "--render", metavar="JSON", help="only render the report from a saved results file"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="run sqljobs worker processes under py-spy"
     )
     args = parser.parse_args(argv)
@@ -70,37 +75,59 @@ def parse(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     return settings, args
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings, args = parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    for noisy in ("httpx", "sqljobs"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    ensure_databases()
-    clear_markers()
-    if args.profile:
-        import bench.contenders.sqljobs_ as sj
-
-        sj.PROFILE_DIR.mkdir(parents=True, exist_ok=True)
-        sj.PROFILE = True
+def run(settings: Settings) -> tuple[list[Result], report.Context]:
+    """Run the suite; save results and context to ``bench/.out/results-<time>.json``."""
     machine_before = report.machine_load()
     started = time.time()
     results, versions, notes = run_all(settings)
-    elapsed = time.time() - started
-    machine_after = report.machine_load()
-    OUT.mkdir(parents=True, exist_ok=True)
-    raw = OUT / "results.json"
-    raw.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
     context = report.Context(
         settings=settings,
         versions=versions,
         notes=notes,
         load_before=machine_before,
-        load_after=machine_after,
-        elapsed=elapsed,
-        command="bash bench/run",
+        load_after=report.machine_load(),
+        elapsed=time.time() - started,
+        finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
     )
+    OUT.mkdir(parents=True, exist_ok=True)
+    data = {
+        "results": [dataclasses.asdict(r) for r in results],
+        "context": dataclasses.asdict(context),
+    }
+    for path in (OUT / f"results-{int(started)}.json", OUT / "results.json"):
+        path.write_text(json.dumps(data, indent=1))
+    return results, context
+
+
+def load(path: Path) -> tuple[list[Result], report.Context]:
+    """Results and context saved by :func:`run`, to render the report again."""
+    data = json.loads(path.read_text())
+    raw = data["context"]
+    settings = raw.pop("settings")
+    settings["scale_processes"] = tuple(settings["scale_processes"])
+    context = report.Context(settings=Settings(**settings), **raw)
+    return [Result(**r) for r in data["results"]], context
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings, args = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for noisy in ("httpx", "sqljobs"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not args.render:
+        ensure_databases()
+        clear_markers()
+    if args.profile:
+        import bench.contenders.sqljobs_ as sj
+
+        sj.PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+        sj.PROFILE = True
+    if args.render:
+        results, context = load(Path(args.render))
+    else:
+        results, context = run(settings)
     text = report.render(results, context, chart_name=Path(args.chart).name)
-    report.chart(results, Path(args.chart), settings)
+    report.chart(results, Path(args.chart), context.settings)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(text)
     print(text)

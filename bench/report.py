@@ -6,7 +6,6 @@ import os
 import platform
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.results import Result
@@ -25,7 +24,7 @@ class Context:
     load_before: str
     load_after: str
     elapsed: float
-    command: str
+    finished: str
 
 
 def machine_load() -> str:
@@ -177,7 +176,7 @@ def render(results: list[Result], ctx: Context, *, chart_name: str) -> str:
         "",
         "## Machine and settings",
         "",
-        f"- Run: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {ctx.elapsed / 60:.1f} min",
+        f"- Run: finished {ctx.finished} UTC, {ctx.elapsed / 60:.1f} min",
         f"- CPU: {_cpu()}, {os.cpu_count()} cores; {platform.platform()}",
         f"- Python {platform.python_version()}; servers: {_server_versions()}",
         f"- Load average (1/5/15 min) before: `{ctx.load_before}`, after: `{ctx.load_after}`",

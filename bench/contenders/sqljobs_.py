@@ -62,7 +62,7 @@ class SqljobsContender(Contender):
             argv = venv_script("sqljobs", *argv_tail(conc, poll))
             if self.profile_to:
                 out = f"{self.profile_to}.{int(time.time())}.{processes}p{index}.txt"
-                spy = ("record", "-r", "200", "-f", "raw", "-o", out, "--")
+                spy = ("record", "--nonblocking", "-r", "200", "-f", "raw", "-o", out, "--")
                 argv = venv_script("py-spy", *spy) + argv
             self._procs.append(
                 Process(f"{self.name}-{index}", argv, env={"BENCH_SQLJOBS_URL": self.db_url})
