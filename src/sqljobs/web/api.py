@@ -4,9 +4,10 @@ cancel and delete (mounted only with an auth dependency, see :func:`sqljobs.fast
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from pydantic import BaseModel
 
 from .. import _overview
 from .._overview import ActionRefused
@@ -19,6 +20,24 @@ from ._csrf import CsrfError, check_same_origin
 from .schemas import JobDetail, JobPage, JobSummary, Problem, Stats, ThroughputOut
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such job"}}
+
+
+class InvalidParameters(BaseModel):
+    """FastAPI's own 422: a list of validation errors."""
+
+    detail: list[dict[str, Any]]
+
+
+#: Job ids and offsets are 64-bit signed integers in every database: a bigger number in the
+#: URL is a 422, not an overflow (500) in the driver.
+MAX_INT64 = 2**63 - 1
+JobId = Annotated[int, Path(ge=-MAX_INT64 - 1, le=MAX_INT64)]
+
+#: Ages and windows are checked in the route (422 with a ``detail`` string) after FastAPI's
+#: own parameter checks (422 with a list): document both shapes.
+BAD_QUERY: dict[int | str, dict[str, Any]] = {
+    422: {"model": Union[Problem, InvalidParameters], "description": "invalid parameters"}  # noqa: UP007
+}
 REFUSED: dict[int | str, dict[str, Any]] = {
     403: {"model": Problem, "description": "cross-site request refused"},
     404: {"model": Problem, "description": "no such job"},
@@ -42,6 +61,9 @@ def filters_from(
     older_than: str | None,
     newer_than: str | None,
 ) -> JobFilters:
+    for name, text in (("queue", queue), ("task", task)):
+        if text is not None and "\x00" in text:  # PostgreSQL refuses NUL in text: a 500
+            raise HTTPException(422, f"{name}: must not contain NUL characters")
     older = parse_age_param(older_than, "older_than")
     newer = parse_age_param(newer_than, "newer_than")
     now = utcnow()
@@ -75,7 +97,7 @@ def run_action(action: Any, jobs: JobQueue, job_id: int) -> Job:
 def build_api_router(jobs: JobQueue, *, read_only: bool) -> APIRouter:
     api = APIRouter(prefix="/api", tags=["sqljobs"])
 
-    @api.get("/jobs", response_model=JobPage, name="sqljobs_api_list_jobs")
+    @api.get("/jobs", response_model=JobPage, responses=BAD_QUERY, name="sqljobs_api_list_jobs")
     def list_jobs(
         state: Annotated[list[JobState] | None, Query(description="repeat for several")] = None,
         queue: str | None = None,
@@ -87,7 +109,7 @@ def build_api_router(jobs: JobQueue, *, read_only: bool) -> APIRouter:
             str | None, Query(description="created at most this long ago, e.g. 15m, 2h, 7d")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
     ) -> JobPage:
         """Jobs, newest first, filtered and paged; ``total`` counts every match."""
         filters = filters_from(state, queue, task, older_than, newer_than)
@@ -102,7 +124,7 @@ def build_api_router(jobs: JobQueue, *, read_only: bool) -> APIRouter:
         responses=NOT_FOUND,
         name="sqljobs_api_get_job",
     )
-    def get_job(job_id: int) -> JobDetail:
+    def get_job(job_id: JobId) -> JobDetail:
         """One job with its arguments, result, attempts and every recorded error."""
         try:
             return JobDetail.of(jobs.get(job_id))
@@ -114,7 +136,12 @@ def build_api_router(jobs: JobQueue, *, read_only: bool) -> APIRouter:
         """Counts per queue and state, totals, backlog age per queue and live workers."""
         return Stats.of(_overview.overview(jobs))
 
-    @api.get("/throughput", response_model=ThroughputOut, name="sqljobs_api_throughput")
+    @api.get(
+        "/throughput",
+        response_model=ThroughputOut,
+        responses=BAD_QUERY,
+        name="sqljobs_api_throughput",
+    )
     def throughput(
         window: Annotated[str, Query(description="how far back, e.g. 1h")] = "1h",
         buckets: Annotated[int, Query(ge=1, le=500)] = 60,
@@ -135,7 +162,7 @@ def build_api_router(jobs: JobQueue, *, read_only: bool) -> APIRouter:
         dependencies=[Depends(same_origin)],
         name="sqljobs_api_retry_job",
     )
-    def retry_job(job_id: int) -> JobDetail:
+    def retry_job(job_id: JobId) -> JobDetail:
         """Run a job again now (one more attempt if it used them all); 409 while it runs."""
         return JobDetail.of(run_action(_overview.retry_job, jobs, job_id))
 
@@ -146,7 +173,7 @@ def build_api_router(jobs: JobQueue, *, read_only: bool) -> APIRouter:
         dependencies=[Depends(same_origin)],
         name="sqljobs_api_cancel_job",
     )
-    def cancel_job(job_id: int) -> JobDetail:
+    def cancel_job(job_id: JobId) -> JobDetail:
         """Cancel a job that has not finished; a running job can no longer commit."""
         return JobDetail.of(run_action(_overview.cancel_job, jobs, job_id))
 
@@ -158,7 +185,7 @@ def build_api_router(jobs: JobQueue, *, read_only: bool) -> APIRouter:
         dependencies=[Depends(same_origin)],
         name="sqljobs_api_delete_job",
     )
-    def delete_job(job_id: int) -> Response:
+    def delete_job(job_id: JobId) -> Response:
         """Delete a job that is not running (cancel it first)."""
         run_action(_overview.delete_job, jobs, job_id)
         return Response(status_code=204)
