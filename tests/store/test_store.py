@@ -86,7 +86,10 @@ def test_concurrent_claimers_never_get_the_same_job(jobs: JobQueue) -> None:
         thread.join()
     everything = [job_id for mine in seen for job_id in mine]
     assert len(everything) == total and len(set(everything)) == total
-    assert sum(1 for mine in seen if mine) > 1  # the work really was shared
+    if not jobs.store.support.single_writer:
+        # Claimers overlap on server databases. (SQLite serialises writers and its busy
+        # handler backs off for up to 100 ms, so one thread may legitimately take everything.)
+        assert sum(1 for mine in seen if mine) > 1
 
 
 def test_complete_only_while_holding_the_lease(jobs: JobQueue, engine: object) -> None:

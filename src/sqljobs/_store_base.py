@@ -1,0 +1,256 @@
+"""The job store's foundation: row types, transactions with retries, error wrapping.
+
+With :mod:`sqljobs._store_inspection` and :mod:`sqljobs.store` it is the only code that
+issues SQL (statements it reuses are built in :mod:`sqljobs._statements`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Delete, Row, Update, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from . import _dialects, _statements
+from ._utils import utcnow
+from .exceptions import SchemaNotReady, StoreError
+from .jobs import FINISHED_STATES, Job, JobError, JobState
+from .schema import jobs_table, metadata, queues_table, workers_table
+
+log = logging.getLogger("sqljobs.store")
+
+T = TypeVar("T")
+_jobs = jobs_table
+_workers = workers_table
+_queues = queues_table
+_FINISHED = sorted(state.value for state in FINISHED_STATES)
+#: Failed attempts kept on a row; older ones are dropped so a row never grows without bound.
+MAX_ERRORS_KEPT = 20
+_TRANSIENT_RETRIES = 6
+#: PostgreSQL channel on which enqueues announce new work to listening workers.
+NOTIFY_CHANNEL = "sqljobs_jobs"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A row to insert, already validated."""
+
+    task: str
+    args: dict[str, Any]
+    queue: str
+    priority: int
+    max_attempts: int
+    run_at: datetime | None = None
+    #: Enqueueing a job whose key is already held returns that job instead of a new one.
+    unique_key: str | None = None
+    #: How long the key is held: while the job is "waiting" (not started), "active" (waiting
+    #: or running), or for "all" its life (until pruned).
+    unique_scope: str | None = None
+
+    def values(self, now: datetime) -> dict[str, Any]:
+        run_at = self.run_at or now
+        return {
+            "unique_key": self.unique_key,
+            "unique_scope": self.unique_scope if self.unique_key else None,
+            "task": self.task,
+            "args": self.args,
+            "queue": self.queue,
+            "priority": self.priority,
+            "max_attempts": self.max_attempts,
+            "attempt": 0,
+            "state": (JobState.SCHEDULED if run_at > now else JobState.AVAILABLE).value,
+            "run_at": run_at,
+            "created_at": now,
+            "errors": [],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilters:
+    """Which jobs a listing shows (``None``: no condition); used by the dashboard and CLI."""
+
+    states: Sequence[JobState | str] | None = None
+    queue: str | None = None
+    task: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def row_to_job(row: Row[Any] | Mapping[str, Any]) -> Job:
+    data: Mapping[str, Any] = row._mapping if isinstance(row, Row) else row  # type: ignore[assignment]
+    errors = data.get("errors") or []
+    return Job(
+        id=int(data["id"]),
+        task=data["task"],
+        queue=data["queue"],
+        args=data["args"],
+        state=JobState(data["state"]),
+        priority=int(data["priority"]),
+        attempt=int(data["attempt"]),
+        max_attempts=int(data["max_attempts"]),
+        run_at=data["run_at"],
+        created_at=data["created_at"],
+        started_at=data.get("started_at"),
+        finished_at=data.get("finished_at"),
+        lease_owner=data.get("lease_owner"),
+        lease_expires_at=data.get("lease_expires_at"),
+        result=data.get("result"),
+        errors=tuple(JobError.from_json(e) for e in errors if isinstance(e, dict)),
+        progress=data.get("progress"),
+        progress_message=data.get("progress_message"),
+        unique_key=data.get("unique_key"),
+    )
+
+
+def _owned_by(job: Job) -> Any:
+    """The condition under which a worker may still write a job's outcome: it holds the lease."""
+    return (
+        (_jobs.c.id == job.id)
+        & (_jobs.c.state == JobState.RUNNING.value)
+        & (_jobs.c.lease_owner == job.lease_owner)
+        & (_jobs.c.attempt == job.attempt)
+    )
+
+
+def _owner_params(job: Job) -> dict[str, Any]:
+    return {"p_id": job.id, "p_owner": job.lease_owner, "p_attempt": job.attempt}
+
+
+def _operator_cancel(job: Job) -> JobError:
+    was = "while it was running" if job.state is JobState.RUNNING else f"while {job.state}"
+    return JobError(
+        attempt=job.attempt,
+        at=utcnow(),
+        type="Cancelled",
+        message=f"cancelled by an operator {was}",
+        traceback="",
+    )
+
+
+def _errors_with(job: Job, error: JobError) -> list[dict[str, Any]]:
+    kept = [e.to_json() for e in job.errors] + [error.to_json()]
+    return kept[-MAX_ERRORS_KEPT:]
+
+
+class StoreBase:
+    """Reads and writes the sqljobs tables through one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.support = _dialects.support_for(engine)
+        self._bookkeeping_engine = (
+            engine.execution_options(isolation_level=self.support.bookkeeping_isolation)
+            if self.support.bookkeeping_isolation
+            and engine.dialect.name != "postgresql"  # already PostgreSQL's default
+            else engine
+        )
+        self._autocommit_engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.support.autocommit_statements
+            else self._bookkeeping_engine
+        )
+        self._insert_if_new = _statements.insert_if_new(engine.dialect.name)
+        driver_error = getattr(getattr(engine.dialect, "loaded_dbapi", None), "Error", None)
+        self._raw_driver_errors: tuple[type[Exception], ...] = (
+            (driver_error,) if isinstance(driver_error, type) else ()
+        )
+        skip_locked = self.support.skip_locked
+        self._claim_statements = {
+            by_id: _statements.claim_returning(skip_locked=skip_locked, by_id=by_id)
+            for by_id in (False, True)
+        }
+        self._claimable = {
+            by_id: _statements.claimable(skip_locked=skip_locked, by_id=by_id)
+            for by_id in (False, True)
+        }
+
+    def __repr__(self) -> str:
+        return f"JobStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    # -- schema --------------------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        """Create the sqljobs tables and indexes if they do not exist."""
+        _dialects.enable_sqlite_wal(self.engine)
+        try:
+            metadata.create_all(self.engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not create the sqljobs tables: {exc}") from exc
+
+    def drop_schema(self) -> None:
+        metadata.drop_all(self.engine, checkfirst=True)
+
+    def check_ready(self) -> None:
+        """Check the server version and that the tables exist; raise a clear error if not."""
+        with self.engine.connect() as conn:
+            _dialects.check_server(conn)
+        _dialects.enable_sqlite_wal(self.engine)
+        self.run(lambda conn: conn.execute(select(_jobs.c.id).limit(1)).all())
+
+    # -- transactions --------------------------------------------------------------------
+
+    def run(
+        self,
+        work: Callable[[Connection], T],
+        *,
+        what: str = "job store",
+        single_statement: bool = False,
+    ) -> T:
+        """Run ``work`` in its own short transaction, retrying deadlocks and busy errors.
+
+        ``single_statement`` work may run in autocommit where the database makes one statement
+        atomic on its own (PostgreSQL): that saves the BEGIN and COMMIT round trips.
+        """
+        engine = self._autocommit_engine if single_statement else self._bookkeeping_engine
+        for attempt in range(1, _TRANSIENT_RETRIES + 1):
+            try:
+                with engine.connect() as conn:
+                    _dialects.begin_write(conn)
+                    result = work(conn)
+                    conn.commit()
+                    return result
+            except DBAPIError as exc:
+                if _dialects.is_transient(exc) and attempt < _TRANSIENT_RETRIES:
+                    time.sleep(min(0.01 * 2**attempt, 0.5))
+                    continue
+                raise self.wrap(exc, what) from exc
+            except SQLAlchemyError as exc:
+                raise self.wrap(exc, what) from exc
+            except self._raw_driver_errors as exc:
+                # A driver error SQLAlchemy did not wrap: e.g. setting the isolation level of
+                # a pooled connection the server killed (MariaDB KILL). The pool has
+                # discarded that connection; the next attempt gets a new one.
+                if attempt < _TRANSIENT_RETRIES:
+                    time.sleep(min(0.01 * 2**attempt, 0.5))
+                    continue
+                raise StoreError(f"{what} failed: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def wrap(exc: SQLAlchemyError, what: str) -> StoreError:
+        message = str(getattr(exc, "orig", exc)).lower()
+        if "sqljobs_" in message and (
+            "no such table" in message or "does not exist" in message or "doesn't exist" in message
+        ):
+            return SchemaNotReady()
+        return StoreError(f"{what} failed: {exc}")
+
+    def _rowcount(
+        self,
+        statement: Delete | Update,
+        what: str,
+        params: dict[str, Any] | None = None,
+        *,
+        single_statement: bool = False,
+    ) -> int:
+        def work(conn: Connection) -> int:
+            outcome: Any = conn.execute(statement, params)
+            return int(outcome.rowcount)
+
+        return self.run(work, what=what, single_statement=single_statement)

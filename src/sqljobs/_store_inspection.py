@@ -1,0 +1,247 @@
+"""Reading and administering jobs: lookups, listings, counts, operator retry/cancel/delete,
+pruning, and the queries behind the CLI and dashboard. Part of the job store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.engine import Connection
+
+from . import _statements
+from ._store_base import (
+    _FINISHED,
+    JobFilters,
+    StoreBase,
+    _errors_with,
+    _jobs,
+    _operator_cancel,
+    _workers,
+    row_to_job,
+)
+from ._utils import utcnow
+from .exceptions import JobNotFound, StoreError
+from .jobs import Job, JobState
+
+
+class InspectionStore(StoreBase):
+    """Job store queries for people and tools rather than workers."""
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        def work(conn: Connection) -> list[dict[str, Any]]:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(select(_workers).order_by(_workers.c.started_at))
+            ]
+
+        return self.run(work, what="list workers")
+
+    # -- inspection and administration ---------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        def work(conn: Connection) -> Job:
+            row = conn.execute(select(_jobs).where(_jobs.c.id == job_id)).first()
+            if row is None:
+                raise JobNotFound(f"no job with id {job_id}")
+            return row_to_job(row)
+
+        return self.run(work, what="get job")
+
+    def list_jobs(
+        self,
+        *,
+        states: Iterable[JobState | str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        query = select(_jobs).order_by(_jobs.c.id.desc()).limit(limit).offset(offset)
+        if states is not None:
+            query = query.where(_jobs.c.state.in_([JobState(s).value for s in states]))
+        if queue is not None:
+            query = query.where(_jobs.c.queue == queue)
+        if task is not None:
+            query = query.where(_jobs.c.task == task)
+        return self.run(lambda conn: [row_to_job(r) for r in conn.execute(query)], what="list jobs")
+
+    def count_by_state(self) -> dict[tuple[str, JobState], int]:
+        query = select(_jobs.c.queue, _jobs.c.state, func.count()).group_by(
+            _jobs.c.queue, _jobs.c.state
+        )
+        return self.run(
+            lambda conn: {(q, JobState(s)): int(n) for q, s, n in conn.execute(query)},
+            what="count jobs",
+        )
+
+    def retry(self, job_id: int) -> Job:
+        """Make a finished or waiting job run again now (one more attempt if it used them all)."""
+
+        def work(conn: Connection) -> Job:
+            job = self._locked(conn, job_id)
+            if job.state is JobState.RUNNING:
+                raise StoreError(f"job {job_id} is running; wait for it to finish")
+            conn.execute(
+                update(_jobs)
+                .where(_jobs.c.id == job_id)
+                .values(
+                    state=JobState.AVAILABLE.value,
+                    run_at=utcnow(),
+                    finished_at=None,
+                    max_attempts=max(job.max_attempts, job.attempt + 1),
+                )
+            )
+            return job
+
+        self.run(work, what="retry")
+        return self.get(job_id)
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a job. A pending job never starts; a running job can no longer commit."""
+
+        def work(conn: Connection) -> None:
+            job = self._locked(conn, job_id)
+            if job.state.is_finished:
+                return
+            conn.execute(
+                update(_jobs)
+                .where(_jobs.c.id == job_id)
+                .values(
+                    state=JobState.CANCELLED.value,
+                    finished_at=utcnow(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    unique_key=_statements.KEY_WHEN_FINISHED,
+                    errors=_errors_with(job, _operator_cancel(job)),
+                )
+            )
+
+        self.run(work, what="cancel")
+        return self.get(job_id)
+
+    def _locked(self, conn: Connection, job_id: int) -> Job:
+        query = select(_jobs).where(_jobs.c.id == job_id)
+        if self.support.skip_locked:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return row_to_job(row)
+
+    def prune(
+        self, *, older_than: timedelta, states: Iterable[JobState | str] | None = None
+    ) -> int:
+        """Delete finished jobs that finished more than ``older_than`` ago."""
+        chosen = [JobState(s).value for s in states] if states is not None else _FINISHED
+        unfinished = set(chosen) - set(_FINISHED)
+        if unfinished:
+            raise ValueError(f"only finished jobs can be pruned, not {sorted(unfinished)}")
+        statement = (
+            delete(_jobs)
+            .where(_jobs.c.state.in_(chosen))
+            .where(_jobs.c.finished_at < utcnow() - older_than)
+        )
+        return self._rowcount(statement, "prune")
+
+    # -- dashboard and CLI queries ---------------------------------------------------------
+
+    def _where_filters(self, query: Any, filters: JobFilters) -> Any:
+        if filters.states is not None:
+            query = query.where(_jobs.c.state.in_([JobState(s).value for s in filters.states]))
+        if filters.queue is not None:
+            query = query.where(_jobs.c.queue == filters.queue)
+        if filters.task is not None:
+            query = query.where(_jobs.c.task == filters.task)
+        if filters.created_after is not None:
+            query = query.where(_jobs.c.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            query = query.where(_jobs.c.created_at < filters.created_before)
+        return query
+
+    def search_jobs(
+        self, filters: JobFilters, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Job], int]:
+        """One page of jobs matching ``filters`` (newest first) and how many match in all."""
+        page = self._where_filters(select(_jobs), filters)
+        page = page.order_by(_jobs.c.id.desc()).limit(limit).offset(offset)
+        total = self._where_filters(select(func.count()).select_from(_jobs), filters)
+
+        def work(conn: Connection) -> tuple[list[Job], int]:
+            found = [row_to_job(r) for r in conn.execute(page)]
+            return found, int(conn.execute(total).scalar_one())
+
+        return self.run(work, what="search jobs")
+
+    def job_names(self) -> tuple[list[str], list[str]]:
+        """The queue names and task names that appear on job rows, sorted."""
+
+        def work(conn: Connection) -> tuple[list[str], list[str]]:
+            queues = conn.execute(select(_jobs.c.queue).distinct().order_by(_jobs.c.queue))
+            tasks = conn.execute(select(_jobs.c.task).distinct().order_by(_jobs.c.task))
+            return list(queues.scalars()), list(tasks.scalars())
+
+        return self.run(work, what="list job names")
+
+    def oldest_available(self) -> dict[str, datetime]:
+        """Per queue, the ``run_at`` of the longest-waiting available job (its backlog age)."""
+        query = (
+            select(_jobs.c.queue, func.min(_jobs.c.run_at))
+            .where(_jobs.c.state == JobState.AVAILABLE.value)
+            .group_by(_jobs.c.queue)
+        )
+
+        def work(conn: Connection) -> dict[str, datetime]:
+            # min() keeps the column's type, so values come back as aware UTC datetimes.
+            return {queue: oldest for queue, oldest in conn.execute(query) if oldest is not None}
+
+        return self.run(work, what="oldest available")
+
+    def throughput(
+        self, *, since: datetime, bucket: timedelta, buckets: int
+    ) -> list[dict[JobState, int]]:
+        """Jobs that finished in each of ``buckets`` intervals of ``bucket`` from ``since``,
+        by final state (completed, discarded, cancelled).
+
+        Portable SQL: the bucket index is a ``CASE`` over the interval bounds, computed in a
+        subquery (PostgreSQL refuses to group by an expression holding bind parameters).
+        """
+        if buckets < 1 or buckets > 1000:
+            raise ValueError(f"buckets must be between 1 and 1000, got {buckets}")
+        until = since + bucket * buckets
+        finished_at = _jobs.c.finished_at
+        index = case(
+            *[(finished_at < since + bucket * (i + 1), i) for i in range(buckets - 1)],
+            else_=buckets - 1,
+        )
+        rows = (
+            select(index.label("bucket"), _jobs.c.state.label("state"))
+            .where(_jobs.c.state.in_(_FINISHED))
+            .where(finished_at >= since)
+            .where(finished_at < until)
+            .subquery()
+        )
+        query = select(rows.c.bucket, rows.c.state, func.count()).group_by(
+            rows.c.bucket, rows.c.state
+        )
+
+        def work(conn: Connection) -> list[dict[JobState, int]]:
+            series: list[dict[JobState, int]] = [{} for _ in range(buckets)]
+            for position, state, count in conn.execute(query):
+                series[int(position)][JobState(state)] = int(count)
+            return series
+
+        return self.run(work, what="throughput")
+
+    def delete_job(self, job_id: int) -> Job:
+        """Delete one job that is not running (cancel it first); return its last snapshot."""
+
+        def work(conn: Connection) -> Job:
+            job = self._locked(conn, job_id)
+            if job.state is JobState.RUNNING:
+                raise StoreError(f"job {job_id} is running; cancel it before deleting it")
+            conn.execute(delete(_jobs).where(_jobs.c.id == job_id))
+            return job
+
+        return self.run(work, what="delete job")
