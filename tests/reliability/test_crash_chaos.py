@@ -79,4 +79,4 @@ def test_sigkill_chaos_every_job_completes_exactly_once(
     assert result.running == 0 and result.not_finished == 0
     assert result.lost == 0 and result.duplicated == 0
     assert result.counter == JOBS
-    assert "Traceback" not in workers.logs() or "LeaseExpired" in workers.logs()
+    assert "CRITICAL" not in workers.logs()  # no claimer crashed

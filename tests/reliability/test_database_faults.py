@@ -99,6 +99,7 @@ def run_under_faults(
         tally=result,
     )
     assert connections_hit >= rounds
+    assert "CRITICAL" not in workers.logs()  # no claimer crashed
     assert result.completed == result.jobs == JOBS
     assert result.lost == 0 and result.duplicated == 0
     assert result.counter == JOBS
