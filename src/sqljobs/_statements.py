@@ -185,10 +185,11 @@ RUNNING_VALUES: dict[str, Any] = {
 }
 
 
-def claimable(*, skip_locked: bool, by_id: bool) -> Any:
-    """``SELECT id`` of the next available jobs in claim order (an index-ordered scan)."""
+def claimable(*, skip_locked: bool, by_id: bool, whole_rows: bool = False) -> Any:
+    """``SELECT id`` (or whole rows) of the next available jobs in claim order (an
+    index-ordered scan)."""
     query = (
-        select(_jobs.c.id)
+        (select(_jobs) if whole_rows else select(_jobs.c.id))
         .where(_jobs.c.queue.in_(bindparam("p_queues", expanding=True)))
         .where(_jobs.c.state == JobState.AVAILABLE.value)
         .order_by(_jobs.c.priority, _jobs.c.run_at, _jobs.c.id)

@@ -105,6 +105,7 @@ def row_to_job(row: Row[Any] | Mapping[str, Any]) -> Job:
         progress=data.get("progress"),
         progress_message=data.get("progress_message"),
         unique_key=data.get("unique_key"),
+        unique_scope=data.get("unique_scope"),
     )
 
 
@@ -165,8 +166,8 @@ class StoreBase:
             by_id: _statements.claim_returning(skip_locked=skip_locked, by_id=by_id)
             for by_id in (False, True)
         }
-        self._claimable = {
-            by_id: _statements.claimable(skip_locked=skip_locked, by_id=by_id)
+        self._claimable = {  # for databases without UPDATE ... RETURNING
+            by_id: _statements.claimable(skip_locked=skip_locked, by_id=by_id, whole_rows=True)
             for by_id in (False, True)
         }
 

@@ -91,6 +91,7 @@ class Job:
     progress: float | None = None
     progress_message: str | None = None
     unique_key: str | None = None
+    unique_scope: str | None = None
 
     @property
     def last_error(self) -> JobError | None:

@@ -10,6 +10,7 @@ transactions and row types in :mod:`sqljobs._store_base`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +38,20 @@ from ._utils import utcnow
 from .jobs import Job, JobError, JobState
 
 __all__ = ["MAX_ERRORS_KEPT", "NOTIFY_CHANNEL", "JobFilters", "JobStore", "NewJob", "row_to_job"]
+
+
+def _as_claimed(job: Job, params: dict[str, Any]) -> Job:
+    """The snapshot of ``job`` after CLAIM_SELECTED ran with ``params``."""
+    waiting_only = job.unique_key is not None and job.unique_scope == "waiting"
+    return replace(
+        job,
+        state=JobState.RUNNING,
+        attempt=job.attempt + 1,
+        started_at=params["p_now"],
+        lease_owner=params["p_owner"],
+        lease_expires_at=params["p_until"],
+        unique_key=None if waiting_only else job.unique_key,
+    )
 
 
 class JobStore(InspectionStore):
@@ -151,13 +166,13 @@ class JobStore(InspectionStore):
         by_id = "p_only" in params
         if self.support.update_returning:
             claimed = [row_to_job(r) for r in conn.execute(self._claim_statements[by_id], params)]
-        else:
-            chosen = list(conn.execute(self._claimable[by_id], params).scalars())
-            if not chosen:
+        else:  # MySQL: lock the rows, mark them, and derive what the UPDATE made of them
+            rows = [row_to_job(r) for r in conn.execute(self._claimable[by_id], params)]
+            if not rows:
                 return []
-            params["p_chosen"] = chosen
+            params["p_chosen"] = [job.id for job in rows]
             conn.execute(_statements.CLAIM_SELECTED, params)
-            claimed = [row_to_job(r) for r in conn.execute(_statements.SELECT_BY_IDS, params)]
+            claimed = [_as_claimed(job, params) for job in rows]
         claimed.sort(key=lambda j: (j.priority, j.run_at, j.id))
         return claimed
 
