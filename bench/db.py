@@ -35,7 +35,8 @@ def ensure_databases() -> None:
 
 @cache
 def engine_for(url: str) -> Engine:
-    return create_engine(url)
+    """The harness's own engine (counters, seeding): pre-ping survives killed connections."""
+    return create_engine(url, pool_pre_ping=True)
 
 
 def reset_counters(url: str) -> None:
