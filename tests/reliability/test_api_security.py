@@ -17,11 +17,12 @@ from hypothesis import HealthCheck, assume, given, settings
 
 import sqljobs.fastapi
 from sqljobs import Backoff, JobQueue, JobState
+from tests.reliability.harness import env_int
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
 PREFIX = "/admin/jobs"
-EXAMPLES = 60
+EXAMPLES = env_int("SQLJOBS_SCHEMATHESIS_EXAMPLES", 25)
 AUTH = {"X-Token": "let-me-in"}
 SQL_PAYLOADS = [
     "' OR '1'='1",

@@ -24,8 +24,8 @@ from tests.reliability.harness import (
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900)]
 
-JOBS = env_int("SQLJOBS_CHAOS_JOBS", 1000)
-KILLS = env_int("SQLJOBS_CHAOS_KILLS", 10)
+JOBS = env_int("SQLJOBS_CHAOS_JOBS", 400)
+KILLS = env_int("SQLJOBS_CHAOS_KILLS", 6)
 PROCESSES = 4
 WORKER_ARGS = (
     "--concurrency",

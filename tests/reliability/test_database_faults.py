@@ -31,8 +31,8 @@ from tests.reliability.harness import (
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
-JOBS = env_int("SQLJOBS_FAULT_JOBS", 600)
-ROUNDS = env_int("SQLJOBS_FAULT_ROUNDS", 5)
+JOBS = env_int("SQLJOBS_FAULT_JOBS", 400)
+ROUNDS = env_int("SQLJOBS_FAULT_ROUNDS", 4)
 WORKER_ARGS = (
     "--concurrency",
     "4",

@@ -28,7 +28,7 @@ from tests.reliability.harness import (
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900)]
 
-JOBS = env_int("SQLJOBS_STARVATION_JOBS", 3000)
+JOBS = env_int("SQLJOBS_STARVATION_JOBS", 1000)
 SMALL_POOL = {
     "SQLJOBS_REL_POOL_SIZE": "5",
     "SQLJOBS_REL_MAX_OVERFLOW": "0",
