@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, literal, select, update
 from sqlalchemy.engine import Connection
 
 from . import _statements
@@ -211,10 +211,9 @@ class InspectionStore(StoreBase):
             raise ValueError(f"buckets must be between 1 and 1000, got {buckets}")
         until = since + bucket * buckets
         finished_at = _jobs.c.finished_at
-        index = case(
-            *[(finished_at < since + bucket * (i + 1), i) for i in range(buckets - 1)],
-            else_=buckets - 1,
-        )
+        bounds = [(finished_at < since + bucket * (i + 1), i) for i in range(buckets - 1)]
+        # One bucket needs no CASE (and CASE without WHEN is not SQL).
+        index = case(*bounds, else_=buckets - 1) if bounds else literal(0)
         rows = (
             select(index.label("bucket"), _jobs.c.state.label("state"))
             .where(_jobs.c.state.in_(_FINISHED))

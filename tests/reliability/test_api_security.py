@@ -13,7 +13,7 @@ import pytest
 import schemathesis
 from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 
 import sqljobs.fastapi
 from sqljobs import Backoff, JobQueue, JobState
@@ -112,10 +112,6 @@ def test_schemathesis_no_server_errors_and_responses_match_the_schema(app: FastA
             database=None,
         )
         def fuzz(case: Any) -> None:
-            # Known bug, pinned by test_throughput_with_a_single_bucket below.
-            assume(
-                not (case.path.endswith("/throughput") and (case.query or {}).get("buckets") == 1)
-            )
             # Ages (older_than, newer_than, window) are free text in the schema and parsed
             # by the route, which answers 422 for text that is no age: documented, so
             # "schema-valid request rejected" does not apply to them.
@@ -128,13 +124,12 @@ def test_schemathesis_no_server_errors_and_responses_match_the_schema(app: FastA
     assert len(fuzzed) == 7, fuzzed  # 4 reading routes, retry, cancel, delete
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: JobStore.throughput builds CASE with no WHEN for buckets=1 (invalid SQL, 500)",
-)
 def test_throughput_with_a_single_bucket(client: TestClient) -> None:
-    response = client.get(f"{PREFIX}/api/throughput", params={"buckets": 1})
-    assert response.status_code == 200
+    """Was a 500: CASE with no WHEN for a single bucket."""
+    for window in ("1s", "1h"):
+        response = client.get(f"{PREFIX}/api/throughput", params={"buckets": 1, "window": window})
+        assert response.status_code == 200, response.text
+        assert len(response.json()["points"]) == 1
 
 
 @pytest.mark.dialects("postgresql")
