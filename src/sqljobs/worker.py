@@ -551,3 +551,6 @@ class Worker:
             except StoreError as exc:
                 log.error("heartbeat failed (%s); will try again", exc)
                 self._bus.emit(events.WORKER_ERROR, worker=self, error=exc)
+            except Exception as exc:  # never let lease renewal stop silently
+                log.exception("heartbeat failed unexpectedly; will try again")
+                self._bus.emit(events.WORKER_ERROR, worker=self, error=exc)
