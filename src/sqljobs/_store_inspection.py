@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, literal, select, update
+from sqlalchemy import case, delete, false, func, literal, select, update
 from sqlalchemy.engine import Connection
 
 from . import _statements
@@ -148,6 +148,9 @@ class InspectionStore(StoreBase):
     # -- dashboard and CLI queries ---------------------------------------------------------
 
     def _where_filters(self, query: Any, filters: JobFilters) -> Any:
+        if "\x00" in (filters.queue or "") + (filters.task or ""):
+            # No stored name holds a NUL (PostgreSQL cannot even compare one): nothing matches.
+            return query.where(false())
         if filters.states is not None:
             query = query.where(_jobs.c.state.in_([JobState(s).value for s in filters.states]))
         if filters.queue is not None:
