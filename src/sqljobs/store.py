@@ -59,9 +59,6 @@ class JobStore(InspectionStore):
 
     # -- enqueue -------------------------------------------------------------------------
 
-    def insert_statement(self) -> Any:
-        return insert(_jobs)
-
     def enqueue(
         self, executor: Session | Connection | None, new_jobs: Sequence[NewJob]
     ) -> list[int]:

@@ -319,17 +319,6 @@ class Worker:
         self._bus.emit(events.WORKER_STOPPED, worker=self)
         log.info("worker %s stopped", self.id)
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until no job is running or queued inside this worker."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._idle:
-            while self._running or not self._inbox.empty():
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._idle.wait(timeout=remaining)
-        return True
-
     # -- threads -------------------------------------------------------------------------
 
     def _claim_loop(self) -> None:
