@@ -186,7 +186,7 @@ def test_sigkill_with_jobs_pending_then_restart_runs_every_job_exactly_once(
     settings = {
         "SQLJOBS_CONCURRENCY": "4",
         "SQLJOBS_LEASE": "2",
-        "RECORDS_WORK_SECONDS": "0.1",
+        "RECORDS_WORK_SECONDS": "0.3",
     }
     total = 60
     first = servers(**settings)
@@ -195,11 +195,18 @@ def test_sigkill_with_jobs_pending_then_restart_runs_every_job_exactly_once(
     response = first.client.post("/_e2e/records/refresh", json={"ids": record_ids})
     assert len(response.raise_for_status().json()["job_ids"]) == total
 
+    seen: list[dict[str, int]] = []
+
     def mid_flight() -> bool:
-        states = first.stats()["jobs"]
+        states: dict[str, int] = first.stats()["jobs"]
+        seen.append(states)
         return states.get("completed", 0) >= 5 and states.get("running", 0) >= 1
 
-    eventually(mid_flight, timeout=60)
+    try:
+        eventually(mid_flight, timeout=60)
+    except AssertionError:
+        print("job states seen:", seen[:3], "...", seen[-3:], "\n", first.log())
+        raise
     first.kill()
 
     with database.connect() as conn:
