@@ -11,7 +11,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
@@ -29,16 +29,21 @@ except ImportError:  # pragma: no cover
     pass
 
 _PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+#: Types whose values JSON gives back unchanged (a finite float included).
+_VERBATIM = _PLAIN_SCALARS | {float}
 
 
 def check_json(value: Any, path: str) -> None:
     """Raise a specific error for anything that is not plain JSON."""
-    if type(value) in _PLAIN_SCALARS:  # the common case, before the costlier checks
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:  # the common case, before the costlier checks
+        return
+    if kind is float and math.isfinite(value):
         return
     if isinstance(value, _SESSION_LIKE):
-        kind = type(value).__name__
+        name = kind.__name__
         raise SerializationError(
-            f"argument {path} is a {kind}: a job never shares the caller's {kind}. "
+            f"argument {path} is a {name}: a job never shares the caller's {name}. "
             "Pass the primary key of the row instead; the task receives its own session "
             "(declare a `session` parameter) and loads the row with session.get(Model, pk)."
         )
@@ -84,26 +89,67 @@ def to_json_value(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _matches(value: Any, annotation: Any) -> bool:
-    """A shallow type check of JSON values against simple annotations; unknown ones pass."""
+TypeCheck = Callable[[Any], bool]
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, (list, tuple))
+
+
+def _is_mapping(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
+def type_check(annotation: Any) -> TypeCheck | None:
+    """A shallow check of JSON values against a simple annotation, built once per parameter;
+    None where anything goes (no annotation, ``Any``, or one too rich to check shallowly)."""
     if annotation is inspect.Parameter.empty or annotation is Any:
-        return True
+        return None
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(annotation))
-    if annotation is None or annotation is type(None):
-        return value is None
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation in (str, bool):
-        return isinstance(value, annotation)
-    if annotation in (list, tuple) or origin in (list, tuple):
-        return isinstance(value, (list, tuple))
-    if annotation is dict or origin is dict:
-        return isinstance(value, Mapping)
-    return True
+        checks = [type_check(arg) for arg in typing.get_args(annotation)]
+        if any(check is None for check in checks):
+            return None
+        members = typing.cast(list[TypeCheck], checks)
+        return lambda value: any(check(value) for check in members)
+    simple: dict[Any, TypeCheck] = {
+        None: _is_none,
+        type(None): _is_none,
+        float: _is_number,
+        int: _is_int,
+        str: _is_str,
+        bool: _is_bool,
+        list: _is_sequence,
+        tuple: _is_sequence,
+        dict: _is_mapping,
+    }
+    if annotation in simple:
+        return simple[annotation]
+    if origin in (list, tuple):
+        return _is_sequence
+    if origin is dict:
+        return _is_mapping
+    return None
 
 
 class ArgumentSpec:
@@ -130,6 +176,17 @@ class ArgumentSpec:
                     "arguments are passed by keyword, so make it a normal parameter"
                 )
         self.accepts_any_keyword = any(p.kind is p.VAR_KEYWORD for p in self.parameters.values())
+        self._known = frozenset(
+            name for name, p in self.parameters.items() if p.kind is not p.VAR_KEYWORD
+        )
+        self._required = frozenset(
+            name for name in self._known if self.parameters[name].default is inspect.Parameter.empty
+        )
+        self._checks = {
+            name: check
+            for name in self._known
+            if (check := type_check(self.hints.get(name, inspect.Parameter.empty))) is not None
+        }
 
     def validate(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Return the JSON form of ``kwargs`` or raise :class:`InvalidArguments`."""
@@ -139,31 +196,33 @@ class ArgumentSpec:
                     f"{self.task_name}: do not pass {name!r}; sqljobs gives the task its own "
                     f"{name} when it runs"
                 )
-        missing = [
-            name
-            for name, p in self.parameters.items()
-            if p.kind is not p.VAR_KEYWORD and p.default is p.empty and name not in kwargs
-        ]
-        if missing:
+        if not self._required.issubset(kwargs):
+            missing = [name for name in self.parameters if name in self._required - set(kwargs)]
             raise InvalidArguments(
                 f"{self.task_name}: missing required argument(s) {', '.join(map(repr, missing))}"
             )
-        known = {n for n, p in self.parameters.items() if p.kind is not p.VAR_KEYWORD}
-        unknown = [name for name in kwargs if name not in known]
-        if unknown and not self.accepts_any_keyword:
+        if not self.accepts_any_keyword and not self._known.issuperset(kwargs):
+            unknown = [name for name in kwargs if name not in self._known]
             raise InvalidArguments(
                 f"{self.task_name}: unexpected argument(s) {', '.join(map(repr, unknown))}; "
-                f"it accepts {', '.join(map(repr, sorted(known))) or 'no arguments'}"
+                f"it accepts {', '.join(map(repr, sorted(self._known))) or 'no arguments'}"
             )
+        verbatim = True
         for name, value in kwargs.items():
-            check_json(value, repr(name))
-            annotation = self.hints.get(name, inspect.Parameter.empty)
-            if name in known and not _matches(value, annotation):
+            kind = type(value)
+            if kind not in _VERBATIM or (kind is float and not math.isfinite(value)):
+                check_json(value, repr(name))
+                verbatim = False
+            check = self._checks.get(name)
+            if check is not None and not check(value):
+                annotation = self.hints[name]
                 raise InvalidArguments(
                     f"{self.task_name}: argument {name!r} should be "
                     f"{getattr(annotation, '__name__', annotation)}, got "
                     f"{type(value).__name__} {value!r}"
                 )
+        if verbatim:  # scalars only: JSON would give back the same values
+            return dict(kwargs)
         result: dict[str, Any] = json.loads(json.dumps(dict(kwargs)))
         return result
 

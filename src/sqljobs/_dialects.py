@@ -37,6 +37,8 @@ class DialectSupport:
     listen_notify: bool = False
     #: A per-transaction statement timeout can enforce a task's timeout inside the database.
     statement_timeout: bool = False
+    #: Many rows insert as one short statement from arrays (``unnest``), not a VALUES list.
+    array_insert: bool = False
 
 
 def support_for(engine_or_conn: Engine | Connection) -> DialectSupport:
@@ -44,7 +46,9 @@ def support_for(engine_or_conn: Engine | Connection) -> DialectSupport:
     name = dialect.name
     if name == "postgresql":
         listen = engine_or_conn.dialect.driver == "psycopg"
-        return DialectSupport(name, True, True, False, "READ COMMITTED", True, listen, True)
+        return DialectSupport(
+            name, True, True, False, "READ COMMITTED", True, listen, True, array_insert=True
+        )
     if name in ("mysql", "mariadb"):
         # MySQL starts transactions implicitly (no BEGIN round trip); switching autocommit on
         # and off would cost two.

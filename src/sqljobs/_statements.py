@@ -6,6 +6,8 @@ these are built at import and only receive parameters per execution. Only store.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -64,6 +66,43 @@ def insert_if_new(dialect_name: str) -> Any:
 
 
 INSERT_RETURNING_IDS = insert(_jobs).returning(_jobs.c.id, sort_by_parameter_order=True)
+
+#: PostgreSQL: many new jobs as one short statement with one JSON parameter, whatever their
+#: number. A multi-row ``VALUES`` list has a dozen placeholders per row that the driver
+#: re-parses for each batch, and text arrays are escaped element by element; one JSON array of
+#: rows is encoded by the C json encoder and decoded by the server. Ids come from the sequence
+#: in ``ORDER BY n`` order, so the returned ids sorted ascending match the rows' order.
+ARRAY_INSERT = text(
+    "INSERT INTO sqljobs_jobs "
+    "(queue, task, args, state, priority, attempt, max_attempts, run_at, created_at, errors) "
+    "SELECT j->>0, j->>1, j->2, j->>3, CAST(j->>4 AS integer), 0, CAST(j->>5 AS integer), "
+    "CAST(j->>6 AS timestamp), :p_now, CAST('[]' AS json) "
+    "FROM json_array_elements(CAST(:p_rows AS json)) WITH ORDINALITY AS new_job(j, n) "
+    "ORDER BY n RETURNING id"
+).bindparams(bindparam("p_now", type_=UTCDateTime()), bindparam("p_rows", type_=String))
+#: Rows per ARRAY_INSERT statement.
+ARRAY_INSERT_CHUNK = 5000
+
+
+def array_insert_params(
+    rows: Sequence[dict[str, Any]], now: datetime, dump_json: Callable[[Any], str]
+) -> dict[str, Any]:
+    """NewJob values (without unique keys) as ARRAY_INSERT's parameters."""
+    payload = [
+        (
+            r["queue"],
+            r["task"],
+            r["args"],
+            r["state"],
+            r["priority"],
+            r["max_attempts"],
+            r["run_at"].astimezone(timezone.utc).replace(tzinfo=None).isoformat(),
+        )
+        for r in rows
+    ]
+    return {"p_now": now, "p_rows": dump_json(payload)}
+
+
 NOTIFY = text("SELECT pg_notify(:p_channel, :p_queue)")
 
 _INSERTED_COLUMNS = [c for c in _jobs.c if c.name != "id"]

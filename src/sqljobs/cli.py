@@ -144,6 +144,7 @@ def run_worker(
     concurrency: int,
     queues: list[str] | None,
     grace: float,
+    prefetch: int | None = None,
     poll_interval: float,
     lease: float,
     live: bool = False,
@@ -152,6 +153,7 @@ def run_worker(
 ) -> int:
     worker = jobs.worker(
         concurrency=concurrency,
+        prefetch=prefetch,
         queues=queues,
         grace=grace,
         poll_interval=poll_interval,
@@ -249,6 +251,9 @@ def _build_app() -> Any:
             None, "--app", "-a", help=APP_HELP, envvar=APP_ENV, show_envvar=False
         ),
         concurrency: int = typer.Option(4, "--concurrency", "-c", min=1),
+        prefetch: int = typer.Option(
+            None, min=0, help="claimed jobs kept waiting for a free executor (default: concurrency)"
+        ),
         queues: str = typer.Option("", "--queues", "-q", help="comma-separated; default: all"),
         grace: float = typer.Option(30.0, help="seconds running jobs get to finish on stop"),
         poll_interval: float = typer.Option(0.5, help="seconds between polls when idle"),
@@ -289,6 +294,7 @@ def _build_app() -> Any:
             code = run_worker(
                 jobs,
                 concurrency=concurrency,
+                prefetch=prefetch,
                 queues=[q.strip() for q in queues.split(",") if q.strip()] or None,
                 grace=grace,
                 poll_interval=poll_interval,

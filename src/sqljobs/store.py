@@ -9,6 +9,7 @@ transactions and row types in :mod:`sqljobs._store_base`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -94,6 +95,8 @@ class JobStore(InspectionStore):
                     )
             if any(r["unique_key"] for r in rows):
                 return [self._insert_unique(target, r) for r in rows]
+            if len(rows) > 1 and self.support.array_insert:
+                return self._insert_arrays(target, rows, now)
             if len(rows) == 1:
                 result: Any = target.execute(_statements.INSERT, rows[0])
                 return [int(result.inserted_primary_key[0])]
@@ -110,6 +113,18 @@ class JobStore(InspectionStore):
             return insert_rows(executor)
         except SQLAlchemyError as exc:
             raise self.wrap(exc, "enqueue") from exc
+
+    def _insert_arrays(
+        self, target: Session | Connection, rows: list[dict[str, Any]], now: datetime
+    ) -> list[int]:
+        dump_json = getattr(self.engine.dialect, "_json_serializer", None) or json.dumps
+        ids: list[int] = []
+        step = _statements.ARRAY_INSERT_CHUNK
+        for start in range(0, len(rows), step):
+            params = _statements.array_insert_params(rows[start : start + step], now, dump_json)
+            inserted = target.execute(_statements.ARRAY_INSERT, params).scalars()
+            ids += sorted(int(job_id) for job_id in inserted)
+        return ids
 
     def _insert_unique(self, target: Session | Connection, row: dict[str, Any]) -> int:
         """Insert, or return the id of the job holding ``row``'s unique key. The database's

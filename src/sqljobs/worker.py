@@ -1,8 +1,10 @@
 """Worker: one claimer thread feeding a fixed pool of executor threads, plus a heartbeat.
 
-The claimer takes only as many jobs as there are free slots, so a worker never holds more
-than ``concurrency`` jobs or ``concurrency + 2`` database connections. The heartbeat thread
-renews the leases of running jobs and rescues jobs whose lease expired elsewhere.
+The claimer keeps up to ``prefetch`` claimed jobs waiting beyond the ``concurrency`` that
+run, so a freed executor starts its next job without waiting for a database round trip; a
+worker never holds more than ``concurrency + prefetch`` jobs or ``concurrency + 3`` database
+connections (a waiting job holds none). The heartbeat thread renews the leases of claimed
+jobs and rescues jobs whose lease expired elsewhere.
 """
 
 from __future__ import annotations
@@ -44,10 +46,17 @@ MAX_COMPLETION_BATCH = 500
 
 @dataclass
 class _Running:
+    """A job this worker claimed: waiting for an executor (``started`` is None) or running."""
+
     job: Job
-    started: float
-    deadline: float | None
+    timeout: float | None
     ctx: JobContext
+    started: float | None = None
+    deadline: float | None = None
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.deadline = self.started + self.timeout if self.timeout else None
 
 
 @dataclass
@@ -70,6 +79,11 @@ class Worker:
         queues: queue names (default: every queue a registered task uses), or a mapping of
             name to the most jobs of that queue this worker runs at once (None: no own limit).
         concurrency: executor threads; each holds at most one database connection.
+        prefetch: claimed jobs kept waiting for the next free executor (default:
+            ``concurrency``), so that one claim round trip feeds several jobs and a freed
+            executor starts at once. Waiting jobs keep their lease and are given back to the
+            queue at :meth:`stop`. 0 claims only for idle executors; workers with per-queue
+            limits claim limited queues only for idle executors.
         poll_interval: seconds between polls when idle. Enqueues in this process, and on
             PostgreSQL (LISTEN/NOTIFY) in any process, wake the worker at once.
         lease: how long a claimed job stays reserved without a heartbeat; a worker that dies
@@ -95,6 +109,7 @@ class Worker:
         *,
         queues: Sequence[str] | Mapping[str, int | None] | None = None,
         concurrency: int = 4,
+        prefetch: int | None = None,
         poll_interval: Duration = 0.5,
         lease: Duration = 30.0,
         heartbeat_interval: Duration | None = None,
@@ -121,6 +136,9 @@ class Worker:
         self._settings_expire = 0.0
         self._rotation = 0
         self.concurrency = concurrency
+        self.prefetch = concurrency if prefetch is None else prefetch
+        if self.prefetch < 0:
+            raise ConfigurationError(f"prefetch must be 0 or more, got {self.prefetch}")
         self.poll_interval = to_seconds(poll_interval, name="poll_interval")
         self.lease = to_timedelta(lease, name="lease")
         lease_seconds = self.lease.total_seconds()
@@ -145,7 +163,8 @@ class Worker:
         self._store = jobs.store
         self._runner = jobs.runner
         self._bus = jobs.events
-        self._slots = threading.Semaphore(concurrency)
+        # One slot per job this worker may hold, running or waiting for an executor.
+        self._slots = threading.Semaphore(concurrency + self.prefetch)
         self._inbox: _queue.Queue[Job | None] = _queue.Queue()
         self._completions: _queue.Queue[tuple[Job, Completed, float] | None] = _queue.Queue()
         self._running: dict[int, _Running] = {}
@@ -276,8 +295,9 @@ class Worker:
         self._stopping.set()
         self._wakeup.set()
         deadline = time.monotonic() + wait
+        self._give_back_waiting()
         with self._idle:
-            while self._running or not self._inbox.empty():
+            while self._running:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -319,6 +339,29 @@ class Worker:
         self._bus.emit(events.WORKER_STOPPED, worker=self)
         log.info("worker %s stopped", self.id)
 
+    def _give_back_waiting(self) -> None:
+        """At stop, release the claimed jobs no executor started, so that other workers can
+        run them now rather than after this worker's grace period."""
+        claimer = next((t for t in self._threads if t.name == "sqljobs-claimer"), None)
+        if claimer is not None and claimer is not threading.current_thread():
+            claimer.join(timeout=self.poll_interval + 30)  # lets a claim in flight finish
+        waiting: list[Job] = []
+        while True:
+            try:
+                job = self._inbox.get_nowait()
+            except _queue.Empty:
+                break
+            if job is not None:
+                waiting.append(job)
+        if not waiting:
+            return
+        try:
+            self._store.release(waiting)
+        except StoreError:
+            log.exception("could not release waiting jobs; they will be rescued later")
+        self._forget(waiting)
+        self._release_slots(len(waiting))
+
     # -- threads -------------------------------------------------------------------------
 
     def _claim_loop(self) -> None:
@@ -337,7 +380,7 @@ class Worker:
             if not self._slots.acquire(timeout=self.poll_interval):
                 continue
             free = 1
-            while free < self.concurrency and self._slots.acquire(blocking=False):
+            while free < self.concurrency + self.prefetch and self._slots.acquire(blocking=False):
                 free += 1
             if self._stopping.is_set():
                 self._release_slots(free)
@@ -358,13 +401,11 @@ class Worker:
                 self._stopping.wait(pause)
                 continue
             self._release_slots(free - len(claimed))
-            now = time.monotonic()
             with self._lock:
                 for job in claimed:
                     task = self.jobs.registry.get(job.task)
                     timeout = task.timeout if task is not None else None
-                    deadline = now + timeout if timeout else None
-                    self._running[job.id] = _Running(job, now, deadline, JobContext(job))
+                    self._running[job.id] = _Running(job, timeout, JobContext(job))
             for job in claimed:
                 self.stats.claimed += 1
                 self._inbox.put(job)
@@ -390,6 +431,9 @@ class Worker:
             )
         with self._lock:
             running = collections.Counter(e.job.queue for e in self._running.values())
+            # A limited queue's jobs count against its limit from their claim, so they are
+            # not prefetched: only idle executors take jobs here.
+            free = min(free, self.concurrency - len(self._running))
         claimed: list[Job] = []
         self._rotation = (self._rotation + 1) % len(special)
         for queue in special[self._rotation :] + special[: self._rotation]:
@@ -426,6 +470,8 @@ class Worker:
             handed_over = False
             with self._lock:
                 entry = self._running.get(job.id)
+                if entry is not None:
+                    entry.start()
             try:
                 outcome, duration = self._runner.execute(job, entry.ctx if entry else None)
                 if isinstance(outcome, Completed) and not outcome.persisted:

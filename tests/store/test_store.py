@@ -42,6 +42,42 @@ def test_enqueue_returns_ids_in_order_and_stores_the_row(jobs: JobQueue) -> None
     assert job.created_at.tzinfo is timezone.utc
 
 
+def test_a_bulk_enqueue_larger_than_one_statement_keeps_every_row_and_the_id_order(
+    jobs: JobQueue,
+) -> None:
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    rows = [
+        NewJob(
+            task=f"task-{n % 7}",
+            args={"n": n, "text": "é\"'\\ ;--", "nested": {"list": [n, None, 1.5]}},
+            queue=("a", "b")[n % 2],
+            priority=n % 5,
+            max_attempts=1 + n % 4,
+            run_at=later if n % 3 == 0 else None,
+        )
+        for n in range(12_000)  # more than one PostgreSQL array statement holds
+    ]
+    with Session(jobs.store.engine) as session:
+        ids = jobs.enqueue_many(session, rows)
+        session.commit()
+    assert len(ids) == len(set(ids)) == len(rows) and ids == sorted(ids)
+    by_id = {job.id: job for job in jobs.list_jobs(limit=len(rows))}
+    for job_id, row in zip(ids, rows):
+        job = by_id[job_id]
+        expected_state = JobState.SCHEDULED if row.run_at else JobState.AVAILABLE
+        assert (job.task, job.args, job.queue, job.priority, job.max_attempts, job.state) == (
+            row.task,
+            row.args,
+            row.queue,
+            row.priority,
+            row.max_attempts,
+            expected_state,
+        )
+        assert job.attempt == 0 and job.errors == () and job.unique_key is None
+        if row.run_at:
+            assert abs(job.run_at - row.run_at) < timedelta(milliseconds=1)
+
+
 def test_future_jobs_are_scheduled_and_not_claimed_early(jobs: JobQueue) -> None:
     later = datetime.now(timezone.utc) + timedelta(hours=1)
     [job_id] = jobs.store.enqueue(None, [new(run_at=later)])

@@ -1,0 +1,101 @@
+"""Prefetch: a worker keeps up to ``prefetch`` claimed jobs waiting for a free executor."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from sqljobs import ConfigurationError, JobQueue, JobState
+from tests.helpers import eventually
+
+
+def states(jobs: JobQueue, ids: list[int]) -> dict[JobState, int]:
+    found: dict[JobState, int] = {}
+    for job_id in ids:
+        state = jobs.get(job_id).state
+        found[state] = found.get(state, 0) + 1
+    return found
+
+
+def blocking_task(jobs: JobQueue) -> tuple[Any, threading.Event, list[int]]:
+    release = threading.Event()
+    started: list[int] = []
+    lock = threading.Lock()
+
+    @jobs.task
+    def block(n: int) -> int:
+        with lock:
+            started.append(n)
+        release.wait(30)
+        return n
+
+    return block, release, started
+
+
+def test_a_worker_claims_concurrency_plus_prefetch_jobs_and_runs_only_concurrency(
+    jobs: JobQueue,
+) -> None:
+    block, release, started = blocking_task(jobs)
+    ids = jobs.enqueue_many(None, [block.prepare(n=n) for n in range(10)])
+    with jobs.worker(concurrency=2, prefetch=3, poll_interval=0.02) as worker:
+        eventually(lambda: states(jobs, ids).get(JobState.RUNNING) == 5)
+        assert len(started) == 2  # three of the five claimed jobs wait for an executor
+        assert states(jobs, ids) == {JobState.RUNNING: 5, JobState.AVAILABLE: 5}
+        assert len(worker.running_jobs) == 5
+        release.set()
+        eventually(lambda: states(jobs, ids) == {JobState.COMPLETED: 10})
+    assert sorted(started) == list(range(10))
+    assert sorted(jobs.get(i).result for i in ids) == list(range(10))
+
+
+def test_prefetch_zero_claims_only_for_idle_executors(jobs: JobQueue) -> None:
+    block, release, started = blocking_task(jobs)
+    ids = jobs.enqueue_many(None, [block.prepare(n=n) for n in range(6)])
+    with jobs.worker(concurrency=2, prefetch=0, poll_interval=0.02):
+        eventually(lambda: len(started) == 2)
+        assert states(jobs, ids) == {JobState.RUNNING: 2, JobState.AVAILABLE: 4}
+        release.set()
+        eventually(lambda: states(jobs, ids) == {JobState.COMPLETED: 6})
+
+
+def test_stop_gives_waiting_jobs_back_at_once_and_finishes_running_ones(
+    jobs: JobQueue,
+) -> None:
+    block, release, started = blocking_task(jobs)
+    ids = jobs.enqueue_many(None, [block.prepare(n=n) for n in range(4)])
+    worker = jobs.worker(concurrency=1, prefetch=3, poll_interval=0.02)
+    worker.start()
+    eventually(lambda: states(jobs, ids).get(JobState.RUNNING) == 4 and len(started) == 1)
+    running = next(i for i in ids if jobs.get(i).args == {"n": started[0]})
+    stopper = threading.Thread(target=worker.stop, kwargs={"grace": 30})
+    stopper.start()
+    # While the running job is still inside its grace period, the three waiting ones are
+    # already back in the queue, their attempt not counted, for any worker to take.
+    waiting = [i for i in ids if i != running]
+    eventually(lambda: states(jobs, waiting) == {JobState.AVAILABLE: 3})
+    assert stopper.is_alive()
+    assert all(jobs.get(i).attempt == 0 for i in waiting)
+    release.set()
+    stopper.join(30)
+    assert not stopper.is_alive()
+    assert started == [started[0]]  # the waiting jobs never started here
+    assert jobs.get(running).state is JobState.COMPLETED
+    assert jobs.drain().completed == sorted(waiting)
+
+
+def test_a_queue_with_a_local_limit_is_not_prefetched(jobs: JobQueue) -> None:
+    block, release, started = blocking_task(jobs)
+    ids = jobs.enqueue_many(None, [block.prepare(n=n) for n in range(6)])
+    with jobs.worker(queues={"default": 2}, concurrency=4, prefetch=4, poll_interval=0.02):
+        eventually(lambda: len(started) == 2)
+        # Its jobs count against the limit from their claim: none wait in a prefetch buffer.
+        assert states(jobs, ids) == {JobState.RUNNING: 2, JobState.AVAILABLE: 4}
+        release.set()
+        eventually(lambda: states(jobs, ids) == {JobState.COMPLETED: 6})
+
+
+def test_a_negative_prefetch_is_refused(jobs: JobQueue) -> None:
+    with pytest.raises(ConfigurationError, match="prefetch must be 0 or more"):
+        jobs.worker(prefetch=-1)
