@@ -38,7 +38,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
-    jobs, task = make_queue(args.url)
+    jobs, tasks = make_queue(args.url)
+    task = tasks["noop"]
     jobs.drop_schema()
     jobs.create_schema()
     one_by_one = min(args.rows, 500)

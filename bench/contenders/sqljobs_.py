@@ -35,7 +35,7 @@ class SqljobsContender(Contender):
         if dialect == "sqlite":
             # One writer: a job holding its write transaction 50 ms blocks every other.
             self.max_hold_jobs = 200
-        self.jobs, self.task = make_queue(self.db_url)
+        self.jobs, self.tasks = make_queue(self.db_url)
         self._procs: list[Process] = []
         self._worker: sqljobs.Worker | None = None
         self.profile_to: str | None = str(PROFILE_DIR / name) if PROFILE else None
@@ -81,14 +81,15 @@ class SqljobsContender(Contender):
         self.jobs.prune(older_than=0)
 
     def enqueue(self, run: str, i: int, mode: str, hold_ms: int, t0: float) -> None:
-        self.task.enqueue(**job_args(run, i, mode, hold_ms, t0))
+        self.tasks[mode].enqueue(**job_args(run, i, mode, hold_ms, t0))
 
     def has_bulk(self) -> bool:
         return True
 
     def enqueue_bulk(self, run: str, count: int, mode: str, hold_ms: int = 0) -> None:
         t0 = time.time()
-        prepared = [self.task.prepare(**job_args(run, i, mode, hold_ms, t0)) for i in range(count)]
+        task = self.tasks[mode]
+        prepared = [task.prepare(**job_args(run, i, mode, hold_ms, t0)) for i in range(count)]
         self.jobs.enqueue_many(None, prepared)
 
     def check(self) -> str:

@@ -241,13 +241,25 @@ def claimable(*, skip_locked: bool, by_id: bool, whole_rows: bool = False) -> An
     return query
 
 
-def claim_returning(*, skip_locked: bool, by_id: bool) -> Any:
+#: PostgreSQL: the claim's commit does not wait for its WAL flush. Safe because a claim
+#: lost in a server crash only makes its job claimable again (at-least-once), and whatever a
+#: worker commits next - the job's effects with its completion - is flushed with synchronous
+#: commit, which flushes the claim's earlier WAL too. Saves a disk flush per claim. Set in
+#: RETURNING (evaluated per claimed row, in force at the commit): a volatile function in the
+#: WHERE clause would change the plan and re-run the LIMIT subquery for every row.
+_CLAIM_WITHOUT_FLUSH_WAIT = func.set_config("synchronous_commit", "off", True).label(
+    "no_flush_wait"
+)
+
+
+def claim_returning(*, skip_locked: bool, by_id: bool, skip_flush_wait: bool = False) -> Any:
     """Claim in one statement: ``UPDATE ... WHERE id IN (claimable) RETURNING *``."""
+    extra = [_CLAIM_WITHOUT_FLUSH_WAIT] if skip_flush_wait else []
     return (
         update(_jobs)
         .where(_jobs.c.id.in_(claimable(skip_locked=skip_locked, by_id=by_id)))
         .values(RUNNING_VALUES)
-        .returning(*_jobs.c)
+        .returning(*_jobs.c, *extra)
     )
 
 

@@ -163,7 +163,11 @@ class StoreBase:
         )
         skip_locked = self.support.skip_locked
         self._claim_statements = {
-            by_id: _statements.claim_returning(skip_locked=skip_locked, by_id=by_id)
+            by_id: _statements.claim_returning(
+                skip_locked=skip_locked,
+                by_id=by_id,
+                skip_flush_wait=engine.dialect.name == "postgresql",
+            )
             for by_id in (False, True)
         }
         self._claimable = {  # for databases without UPDATE ... RETURNING

@@ -387,19 +387,13 @@ class Worker:
                 break
             self._wakeup.clear()
             try:
-                if time.monotonic() >= next_stage:
-                    next_stage = time.monotonic() + self.poll_interval
-                    self._store.stage()
                 claimed = self._claim(free)
-                failures = 0
             except StoreError as exc:
                 self._release_slots(free)
                 failures += 1
-                pause = min(self.poll_interval * 2**failures, 30.0)
-                log.error("claiming jobs failed (%s); retrying in %.1fs", exc, pause)
-                self._bus.emit(events.WORKER_ERROR, worker=self, error=exc)
-                self._stopping.wait(pause)
+                self._pause_after(exc, failures)
                 continue
+            failures = 0
             self._release_slots(free - len(claimed))
             with self._lock:
                 for job in claimed:
@@ -409,8 +403,25 @@ class Worker:
             for job in claimed:
                 self.stats.claimed += 1
                 self._inbox.put(job)
+            # Scheduled and retryable jobs whose time came are staged after the claim, so a
+            # wake-up for a new job never waits for this extra round trip.
+            if time.monotonic() >= next_stage:
+                next_stage = time.monotonic() + self.poll_interval
+                try:
+                    if self._store.stage():
+                        continue  # claim them now
+                except StoreError as exc:
+                    failures += 1
+                    self._pause_after(exc, failures)
+                    continue
             if not claimed:
                 self._wakeup.wait(self.poll_interval)
+
+    def _pause_after(self, exc: StoreError, failures: int) -> None:
+        pause = min(self.poll_interval * 2**failures, 30.0)
+        log.error("claiming jobs failed (%s); retrying in %.1fs", exc, pause)
+        self._bus.emit(events.WORKER_ERROR, worker=self, error=exc)
+        self._stopping.wait(pause)
 
     def _claim(self, free: int) -> list[Job]:
         """Claim up to ``free`` jobs, respecting per-queue limits: local ones (this worker's

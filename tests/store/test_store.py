@@ -62,7 +62,7 @@ def test_a_bulk_enqueue_larger_than_one_statement_keeps_every_row_and_the_id_ord
         session.commit()
     assert len(ids) == len(set(ids)) == len(rows) and ids == sorted(ids)
     by_id = {job.id: job for job in jobs.list_jobs(limit=len(rows))}
-    for job_id, row in zip(ids, rows):
+    for job_id, row in zip(ids, rows, strict=True):
         job = by_id[job_id]
         expected_state = JobState.SCHEDULED if row.run_at else JobState.AVAILABLE
         assert (job.task, job.args, job.queue, job.priority, job.max_attempts, job.state) == (
