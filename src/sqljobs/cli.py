@@ -252,7 +252,7 @@ def _build_app() -> Any:
         ),
         concurrency: int = typer.Option(4, "--concurrency", "-c", min=1),
         prefetch: int = typer.Option(
-            None, min=0, help="claimed jobs kept waiting for a free executor (default: concurrency)"
+            None, min=0, help="jobs claimed ahead of free executors (default: automatic)"
         ),
         queues: str = typer.Option("", "--queues", "-q", help="comma-separated; default: all"),
         grace: float = typer.Option(30.0, help="seconds running jobs get to finish on stop"),

@@ -1,9 +1,9 @@
 """Worker: one claimer thread feeding a fixed pool of executor threads, plus a heartbeat.
 
-The claimer keeps up to ``prefetch`` claimed jobs waiting beyond the ``concurrency`` that
-run, so a freed executor starts its next job without waiting for a database round trip; a
-worker never holds more than ``concurrency + prefetch`` jobs or ``concurrency + 3`` database
-connections (a waiting job holds none). The heartbeat thread renews the leases of claimed
+While jobs are short, the claimer keeps claimed jobs waiting beyond the ``concurrency`` that
+run (``prefetch``), so that one claim round trip feeds several jobs and a freed executor starts
+its next job at once; a waiting job holds no database connection, so a worker never uses more
+than ``concurrency + 3``. The heartbeat thread renews the leases of claimed
 jobs and rescues jobs whose lease expired elsewhere.
 """
 
@@ -42,6 +42,8 @@ OWN_CONNECTIONS = 3
 SETTINGS_REFRESH = 5.0
 #: Most completions stored in one transaction.
 MAX_COMPLETION_BATCH = 500
+#: With automatic prefetch, jobs whose run time averages below this are claimed ahead.
+SHORT_JOB_SECONDS = 0.05
 
 
 @dataclass
@@ -53,6 +55,8 @@ class _Running:
     ctx: JobContext
     started: float | None = None
     deadline: float | None = None
+    #: Ran; its completion waits for the completer's next batch.
+    ran: bool = False
 
     def start(self) -> None:
         self.started = time.monotonic()
@@ -79,11 +83,13 @@ class Worker:
         queues: queue names (default: every queue a registered task uses), or a mapping of
             name to the most jobs of that queue this worker runs at once (None: no own limit).
         concurrency: executor threads; each holds at most one database connection.
-        prefetch: claimed jobs kept waiting for the next free executor (default:
-            ``concurrency``), so that one claim round trip feeds several jobs and a freed
-            executor starts at once. Waiting jobs keep their lease and are given back to the
-            queue at :meth:`stop`. 0 claims only for idle executors; workers with per-queue
-            limits claim limited queues only for idle executors.
+        prefetch: claimed jobs kept waiting for the next free executor, so that one claim
+            round trip feeds several jobs and a freed executor starts at once. Waiting jobs
+            keep their lease and are given back to the queue at :meth:`stop`. Default
+            (None): ``2 * concurrency`` while recent jobs ran shorter than 50 ms, none while
+            they ran longer, so that slow jobs never wait behind each other in one worker
+            while another worker idles. 0 claims only for idle executors; an int fixes it.
+            Limited queues (per-queue or global limits) are claimed for idle executors only.
         poll_interval: seconds between polls when idle. Enqueues in this process, and on
             PostgreSQL (LISTEN/NOTIFY) in any process, wake the worker at once.
         lease: how long a claimed job stays reserved without a heartbeat; a worker that dies
@@ -136,9 +142,12 @@ class Worker:
         self._settings_expire = 0.0
         self._rotation = 0
         self.concurrency = concurrency
-        self.prefetch = concurrency if prefetch is None else prefetch
-        if self.prefetch < 0:
-            raise ConfigurationError(f"prefetch must be 0 or more, got {self.prefetch}")
+        if prefetch is not None and prefetch < 0:
+            raise ConfigurationError(f"prefetch must be 0 or more, got {prefetch}")
+        #: None: automatic, from the recent run time of jobs (see ``prefetch`` above).
+        self.prefetch = prefetch
+        self._most_prefetch = 2 * concurrency if prefetch is None else prefetch
+        self._typical_run_time = SHORT_JOB_SECONDS  # moving average; starts undecided
         self.poll_interval = to_seconds(poll_interval, name="poll_interval")
         self.lease = to_timedelta(lease, name="lease")
         lease_seconds = self.lease.total_seconds()
@@ -164,7 +173,7 @@ class Worker:
         self._runner = jobs.runner
         self._bus = jobs.events
         # One slot per job this worker may hold, running or waiting for an executor.
-        self._slots = threading.Semaphore(concurrency + self.prefetch)
+        self._slots = threading.Semaphore(concurrency + self._most_prefetch)
         self._inbox: _queue.Queue[Job | None] = _queue.Queue()
         self._completions: _queue.Queue[tuple[Job, Completed, float] | None] = _queue.Queue()
         self._running: dict[int, _Running] = {}
@@ -379,12 +388,19 @@ class Worker:
         while not self._stopping.is_set():
             if not self._slots.acquire(timeout=self.poll_interval):
                 continue
-            free = 1
-            while free < self.concurrency + self.prefetch and self._slots.acquire(blocking=False):
-                free += 1
+            free = self._gather_slots()
             if self._stopping.is_set():
                 self._release_slots(free)
                 break
+            with self._lock:
+                held = sum(1 for entry in self._running.values() if not entry.ran)
+            room = self.concurrency + self._prefetch_now() - held
+            if room < free:  # prefetch went down: keep only what may be held now
+                self._release_slots(free - max(room, 0))
+                free = max(room, 0)
+            if not free:
+                self._wakeup.wait(self.poll_interval)  # an executor finishing wakes it
+                continue
             self._wakeup.clear()
             try:
                 claimed = self._claim(free)
@@ -416,6 +432,28 @@ class Worker:
                     continue
             if not claimed:
                 self._wakeup.wait(self.poll_interval)
+
+    def _gather_slots(self) -> int:
+        """Called holding one free slot: take every free one. While claimed jobs still wait
+        for an executor, wait until half the slots are free, so that one claim round trip
+        fetches a batch instead of a job per freed executor."""
+        capacity = self.concurrency + self._prefetch_now()
+        batch = max(1, capacity // 2)
+        free = 1
+        while free < capacity:
+            if self._slots.acquire(blocking=False):
+                free += 1
+            elif free < batch and not self._inbox.empty() and not self._stopping.is_set():
+                if self._slots.acquire(timeout=0.05):
+                    free += 1
+            else:
+                break
+        return free
+
+    def _prefetch_now(self) -> int:
+        if self.prefetch is not None:
+            return self.prefetch
+        return self._most_prefetch if self._typical_run_time < SHORT_JOB_SECONDS else 0
 
     def _pause_after(self, exc: StoreError, failures: int) -> None:
         pause = min(self.poll_interval * 2**failures, 30.0)
@@ -485,9 +523,12 @@ class Worker:
                     entry.start()
             try:
                 outcome, duration = self._runner.execute(job, entry.ctx if entry else None)
+                self._typical_run_time += (duration - self._typical_run_time) / 8
                 if isinstance(outcome, Completed) and not outcome.persisted:
                     # Session-less tasks are completed in batches by the completer thread;
                     # the job keeps its lease (and heartbeats) until that commit.
+                    if entry is not None:
+                        entry.ran = True  # no longer takes room from claims
                     self._completions.put((job, outcome, duration))
                     handed_over = True
                 else:
@@ -543,8 +584,7 @@ class Worker:
             for job in done:
                 self._running.pop(job.id, None)
             self._idle.notify_all()
-        if self.local_limits or self._limited:
-            self._wakeup.set()  # a queue below its limit may take a job now
+        self._wakeup.set()  # room for a job: the claimer may be waiting for it
 
     def _count(self, outcome: Outcome) -> None:
         with self._lock:

@@ -50,6 +50,33 @@ def test_a_worker_claims_concurrency_plus_prefetch_jobs_and_runs_only_concurrenc
     assert sorted(jobs.get(i).result for i in ids) == list(range(10))
 
 
+def test_automatic_prefetch_claims_ahead_only_while_jobs_are_short(jobs: JobQueue) -> None:
+    block, release, started = blocking_task(jobs)
+
+    @jobs.task
+    def quick(n: int) -> int:
+        return n
+
+    slow_first = jobs.enqueue_many(None, [block.prepare(n=n) for n in range(8)])
+    with jobs.worker(concurrency=2, poll_interval=0.02):
+        # Nothing known about run times yet: no job is claimed beyond the two that run.
+        eventually(lambda: len(started) == 2)
+        assert states(jobs, slow_first) == {JobState.RUNNING: 2, JobState.AVAILABLE: 6}
+        release.set()
+        eventually(lambda: states(jobs, slow_first) == {JobState.COMPLETED: 8})
+        # Many short jobs: the worker learns that jobs are quick...
+        release.clear()
+        quick_ids = jobs.enqueue_many(None, [quick.prepare(n=n) for n in range(60)])
+        eventually(lambda: states(jobs, quick_ids) == {JobState.COMPLETED: 60})
+        # ...and then claims 2 * concurrency ahead of its two executors.
+        started.clear()
+        blocked = jobs.enqueue_many(None, [block.prepare(n=n) for n in range(10)])
+        eventually(lambda: len(started) == 2)
+        eventually(lambda: states(jobs, blocked) == {JobState.RUNNING: 6, JobState.AVAILABLE: 4})
+        release.set()
+        eventually(lambda: states(jobs, blocked) == {JobState.COMPLETED: 10})
+
+
 def test_prefetch_zero_claims_only_for_idle_executors(jobs: JobQueue) -> None:
     block, release, started = blocking_task(jobs)
     ids = jobs.enqueue_many(None, [block.prepare(n=n) for n in range(6)])
