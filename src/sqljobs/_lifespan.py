@@ -39,7 +39,7 @@ class WorkerLifespan:
 
     Args:
         jobs: the queue whose tasks the worker runs.
-        concurrency, queues, poll_interval, lease: as for :class:`~sqljobs.Worker`.
+        concurrency, prefetch, queues, poll_interval, lease: as for :class:`~sqljobs.Worker`.
         grace: seconds running jobs get to finish at shutdown; the rest go back to the queue.
         wrap: the app's own lifespan, to compose with.
         create_schema: create the sqljobs tables at startup if missing (quick starts; use
@@ -56,6 +56,7 @@ class WorkerLifespan:
         jobs: JobQueue,
         *,
         concurrency: int = 4,
+        prefetch: int | None = None,
         queues: Sequence[str] | None = None,
         grace: Duration = 30.0,
         poll_interval: Duration = 0.5,
@@ -73,6 +74,7 @@ class WorkerLifespan:
         self.share_event_loop = share_event_loop
         self.worker_options: dict[str, Any] = {
             "concurrency": concurrency,
+            "prefetch": prefetch,
             "queues": queues,
             "grace": grace,
             "poll_interval": poll_interval,

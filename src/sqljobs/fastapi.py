@@ -58,6 +58,7 @@ def lifespan(
     jobs: JobQueue,
     *,
     concurrency: int = 4,
+    prefetch: int | None = None,
     queues: Sequence[str] | None = None,
     grace: Duration = 30.0,
     poll_interval: Duration = 0.5,
@@ -84,6 +85,7 @@ def lifespan(
     return WorkerLifespan(
         jobs,
         concurrency=concurrency,
+        prefetch=prefetch,
         queues=queues,
         grace=grace,
         poll_interval=poll_interval,
