@@ -195,6 +195,8 @@ def seed_finished(url: str, rows: int) -> float:
         )
     with engine_for(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE sqljobs_jobs"))
+        # Write the seeded pages out now, not during the measurement that follows.
+        conn.execute(text("CHECKPOINT"))
     return time.perf_counter() - start
 
 
