@@ -392,16 +392,17 @@ class Worker:
             if self._stopping.is_set():
                 self._release_slots(free)
                 break
+            # Cleared before counting, so a job finishing from here on wakes the wait below.
+            self._wakeup.clear()
             with self._lock:
                 held = sum(1 for entry in self._running.values() if not entry.ran)
             room = self.concurrency + self._prefetch_now() - held
-            if room < free:  # prefetch went down: keep only what may be held now
+            if room < free:  # prefetch is down (slow jobs): hold no more than allowed now
                 self._release_slots(free - max(room, 0))
                 free = max(room, 0)
             if not free:
                 self._wakeup.wait(self.poll_interval)  # an executor finishing wakes it
                 continue
-            self._wakeup.clear()
             try:
                 claimed = self._claim(free)
             except StoreError as exc:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,3 +129,26 @@ def test_a_queue_with_a_local_limit_is_not_prefetched(jobs: JobQueue) -> None:
 def test_a_negative_prefetch_is_refused(jobs: JobQueue) -> None:
     with pytest.raises(ConfigurationError, match="prefetch must be 0 or more"):
         jobs.worker(prefetch=-1)
+
+
+def _thread_cpu_seconds(native_id: int) -> float:
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads Linux /proc")
+def test_a_full_worker_waits_for_room_without_spinning(jobs: JobQueue) -> None:
+    block, release, started = blocking_task(jobs)
+    with jobs.worker(concurrency=2, poll_interval=0.5):
+        ids = [block.enqueue(n=n) for n in range(2)]
+        eventually(lambda: len(started) == 2)
+        # Every enqueue wakes the claimer, which has free slots but no room (slow jobs).
+        ids += [block.enqueue(n=n) for n in range(2, 12)]
+        claimer = next(t for t in threading.enumerate() if t.name == "sqljobs-claimer")
+        assert claimer.native_id is not None
+        before = _thread_cpu_seconds(claimer.native_id)
+        time.sleep(1.5)
+        assert _thread_cpu_seconds(claimer.native_id) - before < 0.3
+        assert states(jobs, ids) == {JobState.RUNNING: 2, JobState.AVAILABLE: 10}
+        release.set()
+        eventually(lambda: states(jobs, ids) == {JobState.COMPLETED: 12})
