@@ -45,8 +45,11 @@ def wait_for(reader: MarkerReader, n: int, settings: Settings, settle: float = 3
         time.sleep(0.01)
 
 
-def warm_up(contender: Contender, settings: Settings, processes: int) -> None:
-    """Run a few no-op jobs so workers are connected and idle before measuring."""
+def warm_up(
+    contender: Contender, settings: Settings, processes: int, *, reset: bool = True
+) -> None:
+    """Run a few no-op jobs so workers are connected and idle before measuring; ``reset``
+    then clears finished jobs (not wanted when finished rows were seeded on purpose)."""
     run = new_run("warm")
     count = settings.concurrency * processes * 2
     reader = MarkerReader(run)
@@ -57,7 +60,8 @@ def warm_up(contender: Contender, settings: Settings, processes: int) -> None:
     if tally.done < count:
         raise Stalled(f"warm-up: only {tally.done}/{count} no-op jobs ran")
     time.sleep(0.5)
-    contender.reset()
+    if reset:
+        contender.reset()
 
 
 def throughput(
