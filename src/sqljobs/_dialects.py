@@ -37,7 +37,7 @@ class DialectSupport:
     listen_notify: bool = False
     #: A per-transaction statement timeout can enforce a task's timeout inside the database.
     statement_timeout: bool = False
-    #: Many rows insert as one short statement from arrays (``unnest``), not a VALUES list.
+    #: Many rows insert as one short statement from a JSON array, not a multi-row VALUES list.
     array_insert: bool = False
 
 
