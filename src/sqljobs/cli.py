@@ -180,7 +180,7 @@ def run_worker(
     worker.start()
     print(
         f"sqljobs worker {worker.id} running queues {','.join(worker.queues)} with "
-        f"concurrency {concurrency}",
+        f"concurrency {concurrency}, prefetch {'automatic' if prefetch is None else prefetch}",
         flush=True,
     )
     rate = Rate()

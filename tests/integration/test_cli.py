@@ -192,7 +192,7 @@ def test_worker_process_prints_summaries_and_json_logs(app: ModuleType, db_url: 
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    assert "running queues counters,mail with concurrency 4" in out
+    assert "running queues counters,mail with concurrency 4, prefetch automatic" in out
     assert "completed=3" in out.splitlines()[-1] and "stopped: WorkerStats(" in out
     summaries = [line for line in out.splitlines() if "rate=" in line]
     assert (

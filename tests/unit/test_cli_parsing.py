@@ -62,3 +62,5 @@ def test_bad_worker_options_are_usage_errors() -> None:
     assert bad_format.exit_code == EXIT_USAGE and "--log-format" in bad_format.stderr
     bad_level = runner.invoke(_build_app(), ["worker", "x:y", "--log-level", "LOUD"])
     assert bad_level.exit_code == EXIT_USAGE
+    bad_prefetch = runner.invoke(_build_app(), ["worker", "x:y", "--prefetch", "-1"])
+    assert bad_prefetch.exit_code == EXIT_USAGE and "--prefetch" in bad_prefetch.stderr
