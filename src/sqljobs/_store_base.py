@@ -196,7 +196,7 @@ class StoreBase:
         with self.engine.connect() as conn:
             _dialects.check_server(conn)
         _dialects.enable_sqlite_wal(self.engine)
-        self.run(lambda conn: conn.execute(select(_jobs.c.id).limit(1)).all())
+        self.run(lambda conn: conn.execute(select(_jobs.c.id).limit(1)).all(), read_only=True)
 
     # -- transactions --------------------------------------------------------------------
 
@@ -206,17 +206,22 @@ class StoreBase:
         *,
         what: str = "job store",
         single_statement: bool = False,
+        read_only: bool = False,
     ) -> T:
         """Run ``work`` in its own short transaction, retrying deadlocks and busy errors.
 
         ``single_statement`` work may run in autocommit where the database makes one statement
         atomic on its own (PostgreSQL): that saves the BEGIN and COMMIT round trips.
+        ``read_only`` work does not take SQLite's write lock: in WAL mode a reader never waits
+        for the writers (a job session may hold that lock for its whole run), so lookups,
+        listings and counts answer at once.
         """
         engine = self._autocommit_engine if single_statement else self._bookkeeping_engine
         for attempt in range(1, _TRANSIENT_RETRIES + 1):
             try:
                 with engine.connect() as conn:
-                    _dialects.begin_write(conn)
+                    if not read_only:
+                        _dialects.begin_write(conn)
                     result = work(conn)
                     conn.commit()
                     return result

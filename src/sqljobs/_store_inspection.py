@@ -36,7 +36,7 @@ class InspectionStore(StoreBase):
                 for r in conn.execute(select(_workers).order_by(_workers.c.started_at))
             ]
 
-        return self.run(work, what="list workers")
+        return self.run(work, what="list workers", read_only=True)
 
     # -- inspection and administration ---------------------------------------------------
 
@@ -47,7 +47,7 @@ class InspectionStore(StoreBase):
                 raise JobNotFound(f"no job with id {job_id}")
             return row_to_job(row)
 
-        return self.run(work, what="get job")
+        return self.run(work, what="get job", read_only=True)
 
     def list_jobs(
         self,
@@ -65,7 +65,11 @@ class InspectionStore(StoreBase):
             query = query.where(_jobs.c.queue == queue)
         if task is not None:
             query = query.where(_jobs.c.task == task)
-        return self.run(lambda conn: [row_to_job(r) for r in conn.execute(query)], what="list jobs")
+        return self.run(
+            lambda conn: [row_to_job(r) for r in conn.execute(query)],
+            what="list jobs",
+            read_only=True,
+        )
 
     def count_by_state(self) -> dict[tuple[str, JobState], int]:
         query = select(_jobs.c.queue, _jobs.c.state, func.count()).group_by(
@@ -74,6 +78,7 @@ class InspectionStore(StoreBase):
         return self.run(
             lambda conn: {(q, JobState(s)): int(n) for q, s, n in conn.execute(query)},
             what="count jobs",
+            read_only=True,
         )
 
     def retry(self, job_id: int) -> Job:
@@ -175,7 +180,7 @@ class InspectionStore(StoreBase):
             found = [row_to_job(r) for r in conn.execute(page)]
             return found, int(conn.execute(total).scalar_one())
 
-        return self.run(work, what="search jobs")
+        return self.run(work, what="search jobs", read_only=True)
 
     def job_names(self) -> tuple[list[str], list[str]]:
         """The queue names and task names that appear on job rows, sorted."""
@@ -185,7 +190,7 @@ class InspectionStore(StoreBase):
             tasks = conn.execute(select(_jobs.c.task).distinct().order_by(_jobs.c.task))
             return list(queues.scalars()), list(tasks.scalars())
 
-        return self.run(work, what="list job names")
+        return self.run(work, what="list job names", read_only=True)
 
     def oldest_available(self) -> dict[str, datetime]:
         """Per queue, the ``run_at`` of the longest-waiting available job (its backlog age)."""
@@ -199,7 +204,7 @@ class InspectionStore(StoreBase):
             # min() keeps the column's type, so values come back as aware UTC datetimes.
             return {queue: oldest for queue, oldest in conn.execute(query) if oldest is not None}
 
-        return self.run(work, what="oldest available")
+        return self.run(work, what="oldest available", read_only=True)
 
     def throughput(
         self, *, since: datetime, bucket: timedelta, buckets: int
@@ -234,7 +239,7 @@ class InspectionStore(StoreBase):
                 series[int(position)][JobState(state)] = int(count)
             return series
 
-        return self.run(work, what="throughput")
+        return self.run(work, what="throughput", read_only=True)
 
     def delete_job(self, job_id: int) -> Job:
         """Delete one job that is not running (cancel it first); return its last snapshot."""

@@ -264,7 +264,7 @@ class JobStore(InspectionStore):
             rows = conn.execute(select(_queues))
             return {row.name: dict(row._mapping) for row in rows}
 
-        return self.run(work, what="queue settings")
+        return self.run(work, what="queue settings", read_only=True)
 
     # -- outcomes ------------------------------------------------------------------------
 
