@@ -29,19 +29,21 @@ except ImportError:  # pragma: no cover
     pass
 
 _PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
-#: Types whose values JSON gives back unchanged (a finite float included).
-_VERBATIM = _PLAIN_SCALARS | {float}
+
+
+def _is_verbatim(value: Any) -> bool:
+    """A plain scalar (or finite float) that JSON gives back unchanged: the common case,
+    checked before anything costlier."""
+    kind = type(value)
+    return kind in _PLAIN_SCALARS or (kind is float and math.isfinite(value))
 
 
 def check_json(value: Any, path: str) -> None:
     """Raise a specific error for anything that is not plain JSON."""
-    kind = type(value)
-    if kind in _PLAIN_SCALARS:  # the common case, before the costlier checks
-        return
-    if kind is float and math.isfinite(value):
+    if _is_verbatim(value):
         return
     if isinstance(value, _SESSION_LIKE):
-        name = kind.__name__
+        name = type(value).__name__
         raise SerializationError(
             f"argument {path} is a {name}: a job never shares the caller's {name}. "
             "Pass the primary key of the row instead; the task receives its own session "
@@ -120,6 +122,19 @@ def _is_mapping(value: Any) -> bool:
     return isinstance(value, Mapping)
 
 
+_SIMPLE_CHECKS: dict[Any, TypeCheck] = {
+    None: _is_none,
+    type(None): _is_none,
+    float: _is_number,
+    int: _is_int,
+    str: _is_str,
+    bool: _is_bool,
+    list: _is_sequence,
+    tuple: _is_sequence,
+    dict: _is_mapping,
+}
+
+
 def type_check(annotation: Any) -> TypeCheck | None:
     """A shallow check of JSON values against a simple annotation, built once per parameter;
     None where anything goes (no annotation, ``Any``, or one too rich to check shallowly)."""
@@ -132,19 +147,8 @@ def type_check(annotation: Any) -> TypeCheck | None:
             return None
         members = typing.cast(list[TypeCheck], checks)
         return lambda value: any(check(value) for check in members)
-    simple: dict[Any, TypeCheck] = {
-        None: _is_none,
-        type(None): _is_none,
-        float: _is_number,
-        int: _is_int,
-        str: _is_str,
-        bool: _is_bool,
-        list: _is_sequence,
-        tuple: _is_sequence,
-        dict: _is_mapping,
-    }
-    if annotation in simple:
-        return simple[annotation]
+    if annotation in _SIMPLE_CHECKS:
+        return _SIMPLE_CHECKS[annotation]
     if origin in (list, tuple):
         return _is_sequence
     if origin is dict:
@@ -209,8 +213,7 @@ class ArgumentSpec:
             )
         verbatim = True
         for name, value in kwargs.items():
-            kind = type(value)
-            if kind not in _VERBATIM or (kind is float and not math.isfinite(value)):
+            if not _is_verbatim(value):
                 check_json(value, repr(name))
                 verbatim = False
             check = self._checks.get(name)

@@ -388,7 +388,8 @@ class Worker:
         while not self._stopping.is_set():
             if not self._slots.acquire(timeout=self.poll_interval):
                 continue
-            free = self._gather_slots()
+            prefetch = self._prefetch_now()
+            free = self._gather_slots(self.concurrency + prefetch)
             if self._stopping.is_set():
                 self._release_slots(free)
                 break
@@ -396,7 +397,7 @@ class Worker:
             self._wakeup.clear()
             with self._lock:
                 held = sum(1 for entry in self._running.values() if not entry.ran)
-            room = self.concurrency + self._prefetch_now() - held
+            room = self.concurrency + prefetch - held
             if room < free:  # prefetch is down (slow jobs): hold no more than allowed now
                 self._release_slots(free - max(room, 0))
                 free = max(room, 0)
@@ -434,11 +435,10 @@ class Worker:
             if not claimed:
                 self._wakeup.wait(self.poll_interval)
 
-    def _gather_slots(self) -> int:
-        """Called holding one free slot: take every free one. While claimed jobs still wait
-        for an executor, wait until half the slots are free, so that one claim round trip
-        fetches a batch instead of a job per freed executor."""
-        capacity = self.concurrency + self._prefetch_now()
+    def _gather_slots(self, capacity: int) -> int:
+        """Called holding one free slot: take free ones, up to ``capacity``. While claimed
+        jobs still wait for an executor, wait until half of them are free, so that one claim
+        round trip fetches a batch instead of a job per freed executor."""
         batch = max(1, capacity // 2)
         free = 1
         while free < capacity:
