@@ -39,6 +39,9 @@ class DialectSupport:
     statement_timeout: bool = False
     #: Many rows insert as one short statement from a JSON array, not a multi-row VALUES list.
     array_insert: bool = False
+    #: Range-scanning updates lock index entries before rows (InnoDB), so bookkeeping that
+    #: touches many rows must lock them with SKIP LOCKED first and then update them by id.
+    index_locks_before_rows: bool = False
 
 
 def support_for(engine_or_conn: Engine | Connection) -> DialectSupport:
@@ -52,7 +55,9 @@ def support_for(engine_or_conn: Engine | Connection) -> DialectSupport:
     if name in ("mysql", "mariadb"):
         # MySQL starts transactions implicitly (no BEGIN round trip); switching autocommit on
         # and off would cost two.
-        return DialectSupport("mysql", True, False, False, "READ COMMITTED", False)
+        return DialectSupport(
+            "mysql", True, False, False, "READ COMMITTED", False, index_locks_before_rows=True
+        )
     if name == "sqlite":
         # Writes must take the lock with BEGIN IMMEDIATE, so no autocommit.
         return DialectSupport(name, False, True, True, None, False)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Delete, Row, Update, select
+from sqlalchemy import Delete, Row, Select, Update, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -264,3 +264,25 @@ class StoreBase:
             return int(outcome.rowcount)
 
         return self.run(work, what=what, single_statement=single_statement)
+
+    def _rowcount_by_locked_ids(
+        self, pick: Select[Any], change: Delete | Update, what: str, params: dict[str, Any]
+    ) -> int:
+        """Run ``change`` (filtered on ``p_ids``) on the ids ``pick`` locks, batch by batch.
+
+        For InnoDB (see ``DialectSupport.index_locks_before_rows``): ``pick`` must lock with
+        SKIP LOCKED and bind ``p_limit``; rows another transaction holds are left for later.
+        """
+        batch_size = 5000
+
+        def work(conn: Connection) -> int:
+            ids = conn.execute(pick, {**params, "p_limit": batch_size}).scalars().all()
+            if not ids:
+                return 0
+            outcome: Any = conn.execute(change, {"p_ids": ids})
+            return int(outcome.rowcount)
+
+        total = 0
+        while (batch := self.run(work, what=what)) == batch_size:
+            total += batch
+        return total + batch

@@ -142,8 +142,11 @@ class JobStore(InspectionStore):
 
     def stage(self, *, until: datetime | None = None) -> int:
         """Make scheduled and retryable jobs whose time has come ``available`` to claim."""
-        return self._rowcount(
-            _statements.STAGE, "stage", {"p_until": until or utcnow()}, single_statement=True
+        params: dict[str, Any] = {"p_until": until or utcnow()}
+        if not self.support.index_locks_before_rows:
+            return self._rowcount(_statements.STAGE, "stage", params, single_statement=True)
+        return self._rowcount_by_locked_ids(
+            _statements.STAGE_DUE_IDS, _statements.STAGE_IDS, "stage", params
         )
 
     def claim(

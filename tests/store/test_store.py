@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -276,3 +277,33 @@ def test_missing_tables_give_a_clear_error(jobs: JobQueue) -> None:
 def test_sqlite_runs_in_wal_mode(jobs: JobQueue) -> None:
     with jobs.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+@pytest.mark.dialects("postgresql", "mariadb")
+def test_staging_and_pruning_do_not_wait_for_a_running_jobs_row(jobs: JobQueue) -> None:
+    # A running job's row is locked by its own transaction while the job completes. On InnoDB
+    # a range-scanning UPDATE or DELETE locks the index entry of that row before waiting for
+    # the row, which is the other half of a deadlock with the completion (it rolled jobs back).
+    jobs.store.enqueue(None, [new() for _ in range(300)])
+    later = datetime.now(timezone.utc) + timedelta(minutes=5)
+    [scheduled] = jobs.store.enqueue(None, [new(queue="later", run_at=later)])
+    claimed = jobs.store.claim(worker_id="w", queues=["default"], limit=2, lease=LEASE)
+    jobs.store.complete_many([(claimed[0], None)])
+    running = claimed[1]
+
+    def run_in_thread(work: Any) -> list[Any]:
+        outcome: list[Any] = []
+        thread = threading.Thread(target=lambda: outcome.append(work()), daemon=True)
+        thread.start()
+        thread.join(timeout=10)
+        return outcome
+
+    with jobs.store.engine.connect() as holder:
+        holder.execute(
+            text("UPDATE sqljobs_jobs SET progress = 0.5 WHERE id = :id"), {"id": running.id}
+        )
+        staged = run_in_thread(lambda: jobs.store.stage(until=later + timedelta(seconds=1)))
+        pruned = run_in_thread(lambda: jobs.prune(older_than=0))
+        holder.rollback()
+    assert staged == [1] and pruned == [1]
+    assert jobs.get(scheduled).state is JobState.AVAILABLE
