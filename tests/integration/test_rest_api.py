@@ -303,3 +303,21 @@ def test_progress_of_a_running_job_is_shown(
     assert "&lt;i&gt;row 42 of 100&lt;/i&gt;" in page
     listing = client.get(f"{PREFIX}/jobs", params={"state": "running"}).text
     assert "42%" in listing
+
+
+@pytest.mark.dialects("sqlite")
+def test_a_missing_schema_answers_503_saying_how_to_create_it(session_factory: Any) -> None:
+    jobs = JobQueue(session_factory)  # no create_schema(), no migrations
+    app = FastAPI()
+    app.include_router(
+        sqljobs.fastapi.router(jobs, dependencies=[Depends(require_token)]), prefix=PREFIX
+    )
+    with TestClient(app, headers=AUTH) as client:
+        api = client.get(f"{PREFIX}/api/stats")
+        page = client.get(f"{PREFIX}/")
+        assert client.get(f"{PREFIX}/api/stats", headers={"X-Token": "no"}).status_code == 401
+    assert api.status_code == 503
+    assert "create_schema()" in api.json()["detail"]
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+    assert "create_schema()" in page.text and "migrations" in page.text
+    jobs.close()

@@ -17,6 +17,7 @@ from ..jobqueue import JobQueue
 from ..jobs import Job, JobState
 from ..store import JobFilters
 from ._csrf import CsrfError, check_same_origin
+from ._schema_errors import ApiRoute
 from .schemas import JobDetail, JobPage, JobSummary, Problem, Stats, ThroughputOut
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such job"}}
@@ -95,7 +96,7 @@ def run_action(action: Any, jobs: JobQueue, job_id: int) -> Job:
 
 
 def build_api_router(jobs: JobQueue, *, read_only: bool) -> APIRouter:
-    api = APIRouter(prefix="/api", tags=["sqljobs"])
+    api = APIRouter(prefix="/api", tags=["sqljobs"], route_class=ApiRoute)
 
     @api.get("/jobs", response_model=JobPage, responses=BAD_QUERY, name="sqljobs_api_list_jobs")
     def list_jobs(

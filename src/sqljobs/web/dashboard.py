@@ -31,6 +31,7 @@ from ..jobqueue import JobQueue
 from ..jobs import Job, JobState
 from ..store import JobFilters
 from ._csrf import FIELD, CsrfError, CsrfProtect
+from ._schema_errors import PageRoute
 from .schemas import ThroughputOut
 
 if TYPE_CHECKING:
@@ -240,7 +241,7 @@ def build_dashboard_router(
 ) -> APIRouter:
     csrf = CsrfProtect(csrf_secret)
     board = Dashboard(jobs, read_only=read_only, csrf=csrf, refresh_seconds=refresh_seconds)
-    pages = APIRouter(include_in_schema=False)
+    pages = APIRouter(include_in_schema=False, route_class=PageRoute)
 
     def set_cookie_path(request: Request) -> None:
         # The cookie is scoped to wherever the dashboard is mounted.
