@@ -482,8 +482,10 @@ class Worker:
         with self._lock:
             running = collections.Counter(e.job.queue for e in self._running.values())
             # A limited queue's jobs count against its limit from their claim, so they are
-            # not prefetched: only idle executors take jobs here.
-            free = min(free, self.concurrency - len(self._running))
+            # not prefetched: only idle executors take jobs here (a job that ran and waits
+            # for its batched completion holds none).
+            busy = sum(1 for entry in self._running.values() if not entry.ran)
+            free = min(free, self.concurrency - busy)
         claimed: list[Job] = []
         self._rotation = (self._rotation + 1) % len(special)
         for queue in special[self._rotation :] + special[: self._rotation]:
