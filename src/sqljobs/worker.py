@@ -44,6 +44,10 @@ SETTINGS_REFRESH = 5.0
 MAX_COMPLETION_BATCH = 500
 #: With automatic prefetch, jobs whose run time averages below this are claimed ahead.
 SHORT_JOB_SECONDS = 0.05
+#: After a claim that emptied the queue, the next claim waits until this long after it: new
+#: jobs then arrive one notification each, and claiming them one by one costs a claim round
+#: trip (and its CPU) per job. A job enqueued into an idle worker is claimed at once.
+CLAIM_COOLDOWN_SECONDS = 0.005
 
 
 @dataclass
@@ -385,6 +389,7 @@ class Worker:
     def _claim_until_stopped(self) -> None:
         failures = 0
         next_stage = 0.0
+        drained_at: float | None = None
         while not self._stopping.is_set():
             if not self._slots.acquire(timeout=self.poll_interval):
                 continue
@@ -404,6 +409,12 @@ class Worker:
             if not free:
                 self._wakeup.wait(self.poll_interval)  # an executor finishing wakes it
                 continue
+            if drained_at is not None:
+                cooldown = CLAIM_COOLDOWN_SECONDS - (time.monotonic() - drained_at)
+                drained_at = None
+                if self._stopping.wait(cooldown):
+                    self._release_slots(free)
+                    break
             try:
                 claimed = self._claim(free)
             except StoreError as exc:
@@ -412,6 +423,8 @@ class Worker:
                 self._pause_after(exc, failures)
                 continue
             failures = 0
+            if len(claimed) < free:
+                drained_at = time.monotonic()
             self._release_slots(free - len(claimed))
             with self._lock:
                 for job in claimed:

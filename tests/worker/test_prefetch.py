@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sqljobs import ConfigurationError, JobQueue, JobState
+from sqljobs.worker import CLAIM_COOLDOWN_SECONDS
 from tests.helpers import eventually
 
 
@@ -152,3 +154,33 @@ def test_a_full_worker_waits_for_room_without_spinning(jobs: JobQueue) -> None:
         assert states(jobs, ids) == {JobState.RUNNING: 2, JobState.AVAILABLE: 10}
         release.set()
         eventually(lambda: states(jobs, ids) == {JobState.COMPLETED: 12})
+
+
+def test_after_a_claim_empties_the_queue_the_next_claim_waits_out_the_cooldown(
+    jobs: JobQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @jobs.task
+    def quick(n: int) -> int:
+        return n
+
+    claims: list[tuple[float, float, int, int]] = []  # start, end, asked, got
+    real_claim = jobs.store.claim
+
+    def recording_claim(**kwargs: Any) -> Any:
+        start = time.monotonic()
+        claimed = real_claim(**kwargs)
+        claims.append((start, time.monotonic(), kwargs["limit"], len(claimed)))
+        return claimed
+
+    monkeypatch.setattr(jobs.store, "claim", recording_claim)
+    ids: list[int] = []
+    with jobs.worker(concurrency=2, poll_interval=0.5):
+        time.sleep(0.2)
+        stop_at = time.monotonic() + 0.6
+        while time.monotonic() < stop_at:  # a stream of jobs, each enqueued on its own
+            ids.append(quick.enqueue(n=len(ids)))
+        eventually(lambda: states(jobs, ids) == {JobState.COMPLETED: len(ids)})
+    after_drained = [nxt[0] - prev[1] for prev, nxt in pairwise(claims) if prev[3] < prev[2]]
+    assert len(after_drained) >= 5, claims
+    # Each claim that found the queue empty is followed by a pause, not by a claim per job.
+    assert min(after_drained) >= CLAIM_COOLDOWN_SECONDS - 1e-4, sorted(after_drained)[:5]
