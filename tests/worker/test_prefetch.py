@@ -179,7 +179,7 @@ def test_after_a_claim_empties_the_queue_the_next_claim_waits_out_the_cooldown(
         stop_at = time.monotonic() + 0.6
         while time.monotonic() < stop_at:  # a stream of jobs, each enqueued on its own
             ids.append(quick.enqueue(n=len(ids)))
-        eventually(lambda: states(jobs, ids) == {JobState.COMPLETED: len(ids)})
+        eventually(lambda: jobs.counts() == {("default", JobState.COMPLETED): len(ids)})
     after_drained = [nxt[0] - prev[1] for prev, nxt in pairwise(claims) if prev[3] < prev[2]]
     assert len(after_drained) >= 5, claims
     # Each claim that found the queue empty is followed by a pause, not by a claim per job.
