@@ -179,8 +179,9 @@ def test_after_a_claim_empties_the_queue_the_next_claim_waits_out_the_cooldown(
         stop_at = time.monotonic() + 0.6
         while time.monotonic() < stop_at:  # a stream of jobs, each enqueued on its own
             ids.append(quick.enqueue(n=len(ids)))
+            time.sleep(0.002)  # slower than the worker: most claims empty the queue
         eventually(lambda: jobs.counts() == {("default", JobState.COMPLETED): len(ids)})
     after_drained = [nxt[0] - prev[1] for prev, nxt in pairwise(claims) if prev[3] < prev[2]]
-    assert len(after_drained) >= 5, claims
+    assert len(after_drained) >= 10, claims
     # Each claim that found the queue empty is followed by a pause, not by a claim per job.
     assert min(after_drained) >= CLAIM_COOLDOWN_SECONDS - 1e-4, sorted(after_drained)[:5]
