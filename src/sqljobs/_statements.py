@@ -163,18 +163,27 @@ STAGE = (
     .values(state=JobState.AVAILABLE.value)
 )
 
+
 #: MariaDB/MySQL stage in two steps (see ``_rowcount_by_locked_ids``). One ``UPDATE ... WHERE
 #: state IN (...)`` scans the ``(state, run_at)`` index and, like every InnoDB range scan,
 #: locks the first entry past the range - a running job's - then waits for that job's row,
 #: which the job's own transaction holds while its completion waits for the index entry: a
 #: deadlock that rolls the job back. Locking the due rows with SKIP LOCKED never waits, and the
 #: update then goes by id.
-STAGE_DUE_IDS = (
-    select(_jobs.c.id)
-    .where(_jobs.c.state.in_([JobState.SCHEDULED.value, JobState.RETRYABLE.value]))
-    .where(_jobs.c.run_at <= bindparam("p_until", type_=UTCDateTime))
-    .limit(bindparam("p_limit", type_=Integer, literal_execute=True))
-    .with_for_update(skip_locked=True)
+def locked_ids(*conditions: Any) -> Any:
+    """``SELECT id`` of up to ``p_limit`` rows matching ``conditions``, locked with SKIP
+    LOCKED: the first step of ``StoreBase._rowcount_by_locked_ids``."""
+    return (
+        select(_jobs.c.id)
+        .where(*conditions)
+        .limit(bindparam("p_limit", type_=Integer, literal_execute=True))
+        .with_for_update(skip_locked=True)
+    )
+
+
+STAGE_DUE_IDS = locked_ids(
+    _jobs.c.state.in_([JobState.SCHEDULED.value, JobState.RETRYABLE.value]),
+    _jobs.c.run_at <= bindparam("p_until", type_=UTCDateTime),
 )
 STAGE_IDS = (
     update(_jobs)

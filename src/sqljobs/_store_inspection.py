@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, case, delete, false, func, literal, select, update
+from sqlalchemy import bindparam, case, delete, false, func, literal, select, update
 from sqlalchemy.engine import Connection
 
 from . import _statements
@@ -145,13 +145,8 @@ class InspectionStore(StoreBase):
             raise ValueError(f"only finished jobs can be pruned, not {sorted(unfinished)}")
         finished = (_jobs.c.state.in_(chosen), _jobs.c.finished_at < utcnow() - older_than)
         if self.support.index_locks_before_rows:
-            pick = (
-                select(_jobs.c.id)
-                .where(*finished)
-                .limit(bindparam("p_limit", type_=Integer, literal_execute=True))
-                .with_for_update(skip_locked=True)
-            )
             by_id = delete(_jobs).where(_jobs.c.id.in_(bindparam("p_ids", expanding=True)))
+            pick = _statements.locked_ids(*finished)
             return self._rowcount_by_locked_ids(pick, by_id, "prune", {})
         return self._rowcount(delete(_jobs).where(*finished), "prune")
 

@@ -401,7 +401,7 @@ class Worker:
             # Cleared before counting, so a job finishing from here on wakes the wait below.
             self._wakeup.clear()
             with self._lock:
-                held = sum(1 for entry in self._running.values() if not entry.ran)
+                held = self._holding_slots()
             room = self.concurrency + prefetch - held
             if room < free:  # prefetch is down (slow jobs): hold no more than allowed now
                 self._release_slots(free - max(room, 0))
@@ -447,6 +447,11 @@ class Worker:
                     continue
             if not claimed:
                 self._wakeup.wait(self.poll_interval)
+
+    def _holding_slots(self) -> int:
+        """Jobs running or waiting for an executor (call with ``self._lock`` held); a job that
+        ran and only waits for its batched completion holds no slot's worth of room."""
+        return sum(1 for entry in self._running.values() if not entry.ran)
 
     def _gather_slots(self, capacity: int) -> int:
         """Called holding one free slot: take free ones, up to ``capacity``. While claimed
@@ -495,10 +500,8 @@ class Worker:
         with self._lock:
             running = collections.Counter(e.job.queue for e in self._running.values())
             # A limited queue's jobs count against its limit from their claim, so they are
-            # not prefetched: only idle executors take jobs here (a job that ran and waits
-            # for its batched completion holds none).
-            busy = sum(1 for entry in self._running.values() if not entry.ran)
-            free = min(free, self.concurrency - busy)
+            # not prefetched: only idle executors take jobs here.
+            free = min(free, self.concurrency - self._holding_slots())
         claimed: list[Job] = []
         self._rotation = (self._rotation + 1) % len(special)
         for queue in special[self._rotation :] + special[: self._rotation]:
