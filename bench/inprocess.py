@@ -22,7 +22,7 @@ from sqlalchemy.orm import sessionmaker
 import sqljobs
 from bench.settings import PG_URL
 from bench.workloads import seed_finished
-from sqljobs import _store_base
+from sqljobs.store import _base as _store_base
 
 Timings = collections.defaultdict[str, list[float]]
 

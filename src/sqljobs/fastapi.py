@@ -34,10 +34,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, scoped_session
 
-from ._lifespan import AppLifespan, WorkerLifespan
 from ._utils import Duration
 from .exceptions import ConfigurationError
 from .web.router import router
+from .worker._lifespan import AppLifespan, WorkerLifespan
 
 if TYPE_CHECKING:
     from .jobqueue import JobQueue
@@ -73,7 +73,7 @@ def lifespan(
     The worker starts after the app's own lifespan (``wrap``) has started, and on shutdown
     stops claiming, gives running jobs ``grace`` seconds to finish and returns the rest to
     the queue, before the app's own lifespan ends. ``jobs.lifespan`` is the same with the
-    defaults. See :class:`~sqljobs._lifespan.WorkerLifespan` for every option.
+    defaults. See :class:`~sqljobs.worker._lifespan.WorkerLifespan` for every option.
 
     Example:
         >>> @asynccontextmanager                                             # doctest: +SKIP

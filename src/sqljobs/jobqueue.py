@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import _dialects, events
-from ._async_runner import AsyncRunner
-from ._executor import Executor
-from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
-from ._runner import JobRunner
-from ._utils import Duration, to_timedelta, utcnow
+from . import events
+from ._administration import QueueAdministration
+from ._commit_hooks import report_on_commit
+from ._utils import Duration
 from .exceptions import ConfigurationError
-from .jobs import Job, JobState
+from .jobs import NewJob
 from .periodic import Missed, Schedule
 from .registry import (
     DEFAULT_MAX_ATTEMPTS,
@@ -35,38 +29,26 @@ from .registry import (
     timeout_seconds,
 )
 from .retry import Backoff
-from .store import JobStore, NewJob
+from .store import JobStore, dispose_pool_after_fork, set_sqlite_busy_timeout
 from .unique import Unique
+from .worker import Worker
+from .worker._async_runner import AsyncRunner
+from .worker._drain import DrainResult, drain
+from .worker._executor import Executor
+from .worker._lifespan import WorkerLifespan
+from .worker._parts import WorkerParts
+from .worker._runner import JobRunner
+
+__all__ = ["DrainResult", "JobQueue"]
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from .worker import Worker
-
 log = logging.getLogger("sqljobs")
-#: session.info key: jobs enqueued in the session's transaction, reported when it commits.
-_PENDING = "sqljobs_pending"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass
-class DrainResult:
-    """What :meth:`JobQueue.drain` ran, by outcome."""
-
-    completed: list[int] = field(default_factory=list)
-    failed: list[int] = field(default_factory=list)
-    discarded: list[int] = field(default_factory=list)
-    cancelled: list[int] = field(default_factory=list)
-    snoozed: list[int] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return sum(
-            map(len, (self.completed, self.failed, self.discarded, self.cancelled, self.snoozed))
-        )
-
-
-class JobQueue:
+class JobQueue(QueueAdministration):
     """Durable background jobs in the application's own database.
 
     Args:
@@ -130,8 +112,8 @@ class JobQueue:
             bus=self.events,
         )
         self._workers: weakref.WeakSet[Worker] = weakref.WeakSet()
-        _dispose_after_fork(bind)
-        _dialects.set_sqlite_busy_timeout(bind)
+        dispose_pool_after_fork(bind)
+        set_sqlite_busy_timeout(bind)
 
     def __repr__(self) -> str:
         return f"<JobQueue {self.engine.url.render_as_string(hide_password=True)!r}>"
@@ -274,7 +256,7 @@ class JobQueue:
         rows = list(new_jobs)
         ids = self.store.enqueue(session, rows)
         if isinstance(session, Session):
-            self._on_commit(session, ids, rows)
+            report_on_commit(session, ids, rows, self._committed)
         else:  # committed already, or a Connection whose commit we cannot see
             self._committed(ids, rows)
         return ids
@@ -285,29 +267,14 @@ class JobQueue:
         """:meth:`enqueue_many` in an ``AsyncSession``'s transaction."""
         rows = list(new_jobs)
         ids = await session.run_sync(lambda sync_session: self.store.enqueue(sync_session, rows))
-        self._on_commit(session.sync_session, ids, rows)
+        report_on_commit(session.sync_session, ids, rows, self._committed)
         return ids
-
-    def _on_commit(self, session: Session, ids: list[int], rows: list[NewJob]) -> None:
-        """Report the jobs and wake workers once the caller's transaction commits."""
-        pending: list[tuple[list[int], list[NewJob]]] | None = session.info.get(_PENDING)
-        if pending is None:
-            pending = session.info[_PENDING] = []
-            event.listen(session, "after_commit", self._session_committed)
-            event.listen(session, "after_rollback", _session_rolled_back)
-        pending.append((ids, rows))
-
-    def _session_committed(self, session: Session) -> None:
-        pending = session.info.get(_PENDING) or []
-        session.info[_PENDING] = []
-        for ids, rows in pending:
-            self._committed(ids, rows)
 
     def _committed(self, ids: list[int], rows: list[NewJob]) -> None:
         self.events.emit(events.JOB_ENQUEUED, job_ids=ids, new_jobs=rows)
         self._wake(ids)
 
-    def _wake(self, ids: list[int]) -> None:
+    def _wake(self, ids: Sequence[int]) -> None:
         for worker in list(self._workers):
             worker.notify()
         if self.inline:
@@ -317,9 +284,20 @@ class JobQueue:
 
     def worker(self, **options: Any) -> Worker:
         """A :class:`~sqljobs.Worker` for this queue (not started)."""
-        from .worker import Worker
-
         return Worker(self, **options)
+
+    def worker_parts(self) -> WorkerParts:
+        """What a :class:`~sqljobs.Worker` of this queue runs jobs with."""
+        return WorkerParts(
+            registry=self.registry,
+            store=self.store,
+            runner=self.runner,
+            bus=self.events,
+            schedules=self.schedules,
+            async_session_factory=self.async_session_factory,
+            on_start=self.attach,
+            on_stop=self.detach,
+        )
 
     def attach(self, worker: Worker) -> None:
         self._workers.add(worker)
@@ -351,7 +329,6 @@ class JobQueue:
         running jobs finish within 30s and releases the rest. For options, or to compose with
         the app's own lifespan, use :func:`sqljobs.fastapi.lifespan`.
         """
-        from ._lifespan import WorkerLifespan
 
         return WorkerLifespan(self)(app)
 
@@ -369,149 +346,16 @@ class JobQueue:
         handling as a worker. ``include_scheduled`` also runs jobs whose ``run_at`` (delay or
         retry backoff) lies in the future.
         """
-        worker_id = f"drain:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        chosen = list(queues) if queues else self._known_queues()
-        result = DrainResult()
-        lease = timedelta(minutes=5)
-        while max_jobs is None or result.total < max_jobs:
-            self.store.stage(until=utcnow() + timedelta(days=36500) if include_scheduled else None)
-            claimed = self.store.claim(
-                worker_id=worker_id, queues=chosen, limit=1, lease=lease, ids=ids
-            )
-            if not claimed and not queues:
-                # A job that ran may have enqueued into a queue we had not seen yet.
-                known = self._known_queues()
-                if set(known) - set(chosen):
-                    chosen = known
-                    continue
-            if not claimed:
-                break
-            job = claimed[0]
-            _record(result, job, self.runner.run(job))
-        return result
+        return drain(
+            store=self.store,
+            runner=self.runner,
+            known_queues=self._known_queues,
+            queues=queues,
+            ids=ids,
+            include_scheduled=include_scheduled,
+            max_jobs=max_jobs,
+        )
 
     def _known_queues(self) -> list[str]:
         queues, _tasks = self.store.job_names()
         return sorted(set(self.registry.queues()) | set(queues))
-
-    # -- inspection and administration ---------------------------------------------------
-
-    def create_schema(self) -> None:
-        """Create the job tables if missing (for quick starts; use Alembic in production)."""
-        self.store.create_schema()
-
-    def drop_schema(self) -> None:
-        self.store.drop_schema()
-
-    def get(self, job_id: int) -> Job:
-        """A snapshot of one job (state, attempts, errors, result)."""
-        return self.store.get(job_id)
-
-    def list_jobs(
-        self,
-        *,
-        state: JobState | str | Iterable[JobState | str] | None = None,
-        queue: str | None = None,
-        task: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[Job]:
-        """Jobs, newest first, filtered by state(s), queue and task name."""
-        states = [state] if isinstance(state, (str, JobState)) else state
-        return self.store.list_jobs(
-            states=states, queue=queue, task=task, limit=limit, offset=offset
-        )
-
-    def counts(self) -> dict[tuple[str, JobState], int]:
-        """Number of jobs per ``(queue, state)``."""
-        return self.store.count_by_state()
-
-    def retry(self, job_id: int) -> Job:
-        """Run a discarded, cancelled or waiting job again now."""
-        job = self.store.retry(job_id)
-        self.events.emit(events.JOB_RETRIED, job=job)
-        self._wake([job_id])
-        return job
-
-    def cancel(self, job_id: int) -> Job:
-        """Cancel a job: a waiting one never starts, a running one can no longer commit."""
-        job = self.store.cancel(job_id)
-        self.events.emit(events.JOB_CANCELLED, job=job, outcome=None, duration=None)
-        return job
-
-    def prune(self, *, older_than: Duration, states: Iterable[JobState | str] | None = None) -> int:
-        """Delete finished jobs older than ``older_than``; returns how many."""
-        return self.store.prune(
-            older_than=to_timedelta(older_than, name="older_than"), states=states
-        )
-
-    def configure_queue(
-        self,
-        name: str,
-        *,
-        global_limit: int | None = None,
-        rate_limit: tuple[int, Duration] | None = None,
-    ) -> None:
-        """Limit a queue across all workers: at most ``global_limit`` of its jobs run at once,
-        at most ``rate_limit=(n, period)`` start per period. Stored in the database; workers
-        pick changes up within seconds. Call again with ``None`` to lift a limit.
-
-        Example:
-            >>> jobs.configure_queue("mail", global_limit=2, rate_limit=(100, 60))  # doctest: +SKIP
-        """
-        if global_limit is not None and global_limit < 1:
-            raise ConfigurationError("global_limit must be at least 1 (or None for no limit)")
-        count, period = rate_limit if rate_limit is not None else (None, None)
-        if count is not None and count < 1:
-            raise ConfigurationError("a rate limit allows at least 1 job per period")
-        self.store.configure_queue(
-            name,
-            global_limit=global_limit,
-            rate_limit=count,
-            rate_period=None if period is None else to_timedelta(period, name="rate period"),
-        )
-
-    def wait(self, job_id: int, *, timeout: Duration = 30.0, poll: float = 0.05) -> Job:
-        """Block until the job is finished (or ``timeout`` passes); return its snapshot."""
-        import time
-
-        deadline = time.monotonic() + to_timedelta(timeout, name="timeout").total_seconds()
-        while True:
-            job = self.get(job_id)
-            if job.state.is_finished or time.monotonic() >= deadline:
-                return job
-            time.sleep(poll)
-
-
-def _record(result: DrainResult, job: Job, outcome: Outcome) -> None:
-    if isinstance(outcome, Completed):
-        result.completed.append(job.id)
-    elif isinstance(outcome, Failed):
-        (result.failed if outcome.retry_at is not None else result.discarded).append(job.id)
-    elif isinstance(outcome, Cancelled):
-        result.cancelled.append(job.id)
-    elif isinstance(outcome, Snoozed):
-        result.snoozed.append(job.id)
-    elif isinstance(outcome, LeaseLost):
-        pass
-
-
-def _session_rolled_back(session: Session) -> None:
-    session.info[_PENDING] = []
-
-
-_FORK_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
-def _dispose_after_fork(engine: Engine) -> None:
-    """A forked child must not reuse the parent's pooled connections (it corrupts them)."""
-    _FORK_ENGINES.add(engine)
-
-
-def _after_fork_in_child() -> None:
-    for engine in list(_FORK_ENGINES):
-        engine.dispose(close=False)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -96,3 +96,37 @@ class Job:
     @property
     def last_error(self) -> JobError | None:
         return self.errors[-1] if self.errors else None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A row to insert, already validated."""
+
+    task: str
+    args: dict[str, Any]
+    queue: str
+    priority: int
+    max_attempts: int
+    run_at: datetime | None = None
+    #: Enqueueing a job whose key is already held returns that job instead of a new one.
+    unique_key: str | None = None
+    #: How long the key is held: while the job is "waiting" (not started), "active" (waiting
+    #: or running), or for "all" its life (until pruned).
+    unique_scope: str | None = None
+
+    def values(self, now: datetime) -> dict[str, Any]:
+        run_at = self.run_at or now
+        return {
+            "unique_key": self.unique_key,
+            "unique_scope": self.unique_scope if self.unique_key else None,
+            "task": self.task,
+            "args": self.args,
+            "queue": self.queue,
+            "priority": self.priority,
+            "max_attempts": self.max_attempts,
+            "attempt": 0,
+            "state": (JobState.SCHEDULED if run_at > now else JobState.AVAILABLE).value,
+            "run_at": run_at,
+            "created_at": now,
+            "errors": [],
+        }

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._utils import utcnow
 from .exceptions import ConfigurationError
-from .store import NewJob
+from .jobs import NewJob
 from .unique import key_digest
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ._arguments import ArgumentSpec
 from ._utils import Duration, as_utc, to_seconds, to_timedelta, utcnow
 from .exceptions import ConfigurationError, TaskAlreadyRegistered, TaskNotRegistered
+from .jobs import NewJob
 from .retry import Backoff
-from .store import NewJob
 from .unique import Unique, key_digest
 
 if TYPE_CHECKING:

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from typer.testing import CliRunner
 
-from sqljobs._cli_output import Rate
 from sqljobs._overview import format_age, parse_age
 from sqljobs.cli import EXIT_USAGE, _build_app
+from sqljobs.cli._output import Rate
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from sqljobs import ConfigurationError
-from sqljobs._dialects import check_mysql_version, pool_capacity, support_for
+from sqljobs.store._dialects import check_mysql_version, pool_capacity, support_for
 
 
 @pytest.mark.parametrize(

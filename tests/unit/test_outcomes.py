@@ -8,10 +8,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from sqljobs import Backoff, Cancel, JobQueue, JobState, Retry, Snooze
-from sqljobs._executor import map_exception
-from sqljobs._outcomes import Cancelled, Failed, Snoozed
 from sqljobs.exceptions import InvalidArguments
 from sqljobs.jobs import Job
+from sqljobs.worker._executor import map_exception
+from sqljobs.worker._outcomes import Cancelled, Failed, Snoozed
 
 NOW = datetime.now(timezone.utc)
 

@@ -3,8 +3,8 @@
 Every method is one short transaction of its own, except :meth:`JobStore.enqueue` and
 :meth:`JobStore.complete` given a session: they run inside a transaction the caller owns
 (the request's session, or the task's session) so that a job and its effects commit or
-roll back together. Lookups and administration live in :mod:`sqljobs._store_inspection`,
-transactions and row types in :mod:`sqljobs._store_base`.
+roll back together. Lookups and administration live in :mod:`sqljobs.store._inspection`,
+transactions and row types in :mod:`sqljobs.store._base`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from .._utils import utcnow
+from ..jobs import Job, JobError, JobState, NewJob
 from . import _dialects, _statements
-from ._store_base import (
-    MAX_ERRORS_KEPT,
+from ._base import (
     NOTIFY_CHANNEL,
-    JobFilters,
-    NewJob,
     _errors_with,
     _jobs,
     _owned_by,
@@ -34,11 +33,7 @@ from ._store_base import (
     _workers,
     row_to_job,
 )
-from ._store_inspection import InspectionStore
-from ._utils import utcnow
-from .jobs import Job, JobError, JobState
-
-__all__ = ["MAX_ERRORS_KEPT", "NOTIFY_CHANNEL", "JobFilters", "JobStore", "NewJob", "row_to_job"]
+from ._inspection import InspectionStore
 
 
 def _as_claimed(job: Job, params: dict[str, Any]) -> Job:

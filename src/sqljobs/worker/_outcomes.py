@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .jobs import JobError
+from ..jobs import JobError
 
 
 @dataclass(frozen=True, slots=True)

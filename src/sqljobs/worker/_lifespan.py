@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from .._utils import Duration, to_seconds
 from ._async_runner import AsyncRunner
-from ._utils import Duration, to_seconds
 
 if TYPE_CHECKING:
-    from .jobqueue import JobQueue
-    from .worker import Worker
+    from ..jobqueue import JobQueue
+    from ._worker import Worker
 
 log = logging.getLogger("sqljobs.lifespan")
 

@@ -24,8 +24,8 @@ from sqlalchemy import (
     update,
 )
 
-from .jobs import JobState
-from .schema import UTCDateTime, jobs_table, queues_table, workers_table
+from ..jobs import JobState
+from ..schema import UTCDateTime, jobs_table, queues_table, workers_table
 
 _jobs = jobs_table
 

@@ -19,12 +19,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import _dialects
-from ._arguments import to_json_value
-from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
-from ._utils import to_timedelta, utcnow
-from .context import JobContext
-from .exceptions import (
+from .._arguments import to_json_value
+from .._utils import to_timedelta, utcnow
+from ..context import JobContext
+from ..exceptions import (
     Cancel,
     InvalidArguments,
     JobTimeout,
@@ -33,9 +31,10 @@ from .exceptions import (
     Snooze,
     TaskNotRegistered,
 )
-from .jobs import Job, JobError
-from .registry import CONTEXT_PARAMETER, DEFAULT_MAX_ATTEMPTS, Task, TaskRegistry, make_backoff
-from .store import JobStore
+from ..jobs import Job, JobError
+from ..registry import CONTEXT_PARAMETER, DEFAULT_MAX_ATTEMPTS, Task, TaskRegistry, make_backoff
+from ..store import JobStore, begin_write, set_sqlite_busy_timeout
+from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -102,7 +101,7 @@ class Executor:
         async_engine = async_session_factory.kw.get("bind") if async_session_factory else None
         if async_engine is not None and hasattr(async_engine, "sync_engine"):
             # aiosqlite connections wait for the write lock like the sync ones do.
-            _dialects.set_sqlite_busy_timeout(async_engine.sync_engine)
+            set_sqlite_busy_timeout(async_engine.sync_engine)
 
     def execute(self, job: Job, ctx: JobContext | None = None) -> Outcome:
         try:
@@ -134,7 +133,7 @@ class Executor:
         session = self._session_factory()
         try:
             if self._store.support.single_writer:
-                _dialects.begin_write(session.connection())
+                begin_write(session.connection())
             if task.timeout is not None and self._store.support.statement_timeout:
                 session.execute(_STATEMENT_TIMEOUT, {"ms": str(int(task.timeout * 1000))})
             result = task.func(session=session, **kwargs)
@@ -168,7 +167,7 @@ class Executor:
         try:
             if self._store.support.single_writer:
                 connection = await session.connection()
-                await connection.run_sync(_dialects.begin_write)
+                await connection.run_sync(begin_write)
             result = await _cancellable(task.func(session=session, **kwargs), task.timeout, ctx)
             stored = to_json_value(result)
             completed = await session.run_sync(

@@ -9,10 +9,10 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 
-from . import events
-from .events import EventBus
-from .periodic import Schedule
-from .store import JobStore
+from .. import events
+from ..events import EventBus
+from ..periodic import Schedule
+from ..store import JobStore
 
 log = logging.getLogger("sqljobs.maintenance")
 

@@ -13,7 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from .exceptions import ConfigurationError
+from ..exceptions import ConfigurationError
 
 _MYSQL_DEADLOCK_CODES = {1205, 1213}  # lock wait timeout, deadlock found
 

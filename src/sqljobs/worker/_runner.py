@@ -6,14 +6,14 @@ import logging
 import time
 from typing import Any
 
-from . import events
+from .. import events
+from .._utils import utcnow
+from ..context import JobContext
+from ..events import EventBus
+from ..jobs import Job
+from ..store import JobStore
 from ._executor import Executor
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
-from ._utils import utcnow
-from .context import JobContext
-from .events import EventBus
-from .jobs import Job
-from .store import JobStore
 
 log = logging.getLogger("sqljobs.worker")
 

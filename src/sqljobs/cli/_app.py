@@ -1,44 +1,31 @@
-"""The ``sqljobs`` command (extra ``sqljobs[cli]``): run workers, see and steer the queue.
-
-Every command finds the application's :class:`~sqljobs.JobQueue` from ``--app
-module:attribute`` or ``$SQLJOBS_APP``::
-
-    sqljobs worker myapp.jobs:jobs --concurrency 8      # until SIGTERM / Ctrl-C
-    sqljobs status                                      # counts per queue and state
-    sqljobs jobs list --state discarded --newer-than 1h
-    sqljobs jobs show 42                                # args, attempts, errors, result
-    sqljobs retry 42 / cancel 42 / prune --older-than 7d
-    sqljobs enqueue myapp.tasks.refresh --args '{"record_id": 1}'
-
-Output is a table for people and ``--json`` for scripts. Exit codes scripts can rely on:
-0 success, 1 failure (e.g. the database is unreachable), 2 usage error (bad option, bad
-JSON, ``--app`` that cannot be loaded), 3 no such job or task, 4 refused because of the
-job's state (retrying a running job, cancelling a finished one). Errors go to stderr as
-``error: <message>``.
-
-``worker`` stops claiming on SIGTERM or Ctrl-C, lets running jobs finish within ``--grace``
-seconds, and gives the rest back to the queue; a second Ctrl-C skips the wait. On a terminal
-it shows a live summary (running, done, failed, rate); otherwise it prints a summary line every
-``--summary-interval`` seconds.
-"""
+"""The commands of ``sqljobs`` (typer app)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from . import _logging, _overview
-from ._cli_output import (
-    Rate,
+from .. import _logging, _overview
+from .._utils import utcnow
+from ..jobqueue import JobQueue
+from ..jobs import Job, JobState
+from ..store import JobFilters
+from ._loading import (
+    AGES,
+    APP_ENV,
+    APP_HELP,
+    EXIT_OK,
+    EXIT_USAGE,
+    STATES,
+    CliError,
+    fail,
+    reporting,
+)
+from ._loading import load_for_command as _load
+from ._output import (
     console,
     job_detail,
     job_summary,
@@ -47,182 +34,13 @@ from ._cli_output import (
     render_job_list,
     render_status,
     status_json,
-    summary_table,
-    worker_summary,
 )
-from ._overview import ActionRefused
-from ._utils import import_object, utcnow
-from .exceptions import (
-    JobNotFound,
-    SerializationError,
-    SqljobsError,
-    TaskNotRegistered,
-)
-from .jobqueue import JobQueue
-from .jobs import Job, JobState
-from .store import JobFilters
+from ._run_worker import run_worker
 
 try:
     import typer
 except ImportError:  # pragma: no cover - exercised only without the extra
     typer = None  # type: ignore[assignment]
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from .worker import Worker
-
-APP_ENV = "SQLJOBS_APP"
-APP_HELP = f"module:attribute of your JobQueue (default: ${APP_ENV})"
-STATES = ", ".join(s.value for s in JobState)
-AGES = "30s, 15m, 2h, 7d"
-#: Exit codes scripts can rely on.
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_REFUSED = 0, 1, 2, 3, 4
-
-
-class CliError(Exception):
-    """A failure to report as ``error: message`` with an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def load_queue(path: str | None) -> JobQueue:
-    """Find the :class:`JobQueue` named by ``module:attribute`` (or ``$SQLJOBS_APP``)."""
-    target = path or os.environ.get(APP_ENV)
-    if not target:
-        raise SqljobsError(
-            f"say where your JobQueue is: pass --app module:attribute or set {APP_ENV}"
-        )
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = import_object(target)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise SqljobsError(f"cannot import {target!r}: {exc}") from exc
-    if not isinstance(obj, JobQueue):
-        raise SqljobsError(f"{target!r} is a {type(obj).__name__}, not a sqljobs.JobQueue")
-    return obj
-
-
-def _load(path: str | None) -> JobQueue:
-    try:
-        return load_queue(path)
-    except SqljobsError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
-
-
-@contextmanager
-def _reporting() -> Iterator[None]:
-    """Turn sqljobs errors into ``error: ...`` on stderr and the documented exit code."""
-    try:
-        yield
-    except CliError as exc:
-        _fail(str(exc), exc.code)
-    except JobNotFound as exc:
-        _fail(str(exc), EXIT_NOT_FOUND)
-    except TaskNotRegistered as exc:
-        _fail(str(exc), EXIT_NOT_FOUND)
-    except ActionRefused as exc:
-        _fail(str(exc), EXIT_REFUSED)
-    except (SerializationError, ValueError) as exc:
-        _fail(str(exc), EXIT_USAGE)
-    except SqljobsError as exc:
-        _fail(str(exc), EXIT_ERROR)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    sys.stderr.write(f"error: {message}\n")
-    sys.stderr.flush()
-    raise typer.Exit(code)
-
-
-def run_worker(
-    jobs: JobQueue,
-    *,
-    concurrency: int,
-    queues: list[str] | None,
-    grace: float,
-    prefetch: int | None = None,
-    poll_interval: float,
-    lease: float,
-    live: bool = False,
-    summary_interval: float = 60.0,
-    console: Console | None = None,
-) -> int:
-    worker = jobs.worker(
-        concurrency=concurrency,
-        prefetch=prefetch,
-        queues=queues,
-        grace=grace,
-        poll_interval=poll_interval,
-        lease=lease,
-    )
-    stop_requested = threading.Event()
-    signals_seen = 0
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        nonlocal signals_seen
-        signals_seen += 1
-        if signals_seen == 1:
-            logging.getLogger("sqljobs").warning(
-                "received %s: stopping (grace %.0fs; send again to skip the wait)",
-                signal.Signals(signum).name,
-                grace,
-            )
-            stop_requested.set()
-        else:
-            worker.stop(grace=0)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    worker.start()
-    print(
-        f"sqljobs worker {worker.id} running queues {','.join(worker.queues)} with "
-        f"concurrency {concurrency}, prefetch {'automatic' if prefetch is None else prefetch}",
-        flush=True,
-    )
-    rate = Rate()
-
-    def summary() -> dict[str, Any]:
-        return worker_summary(worker, rate.add(worker.stats.completed))
-
-    try:
-        if live:
-            from rich.live import Live
-
-            with Live(
-                summary_table(worker, summary()),
-                console=console,
-                refresh_per_second=2,
-                transient=False,
-            ) as display:
-                while not stop_requested.wait(0.5) and not worker.stopped:
-                    display.update(summary_table(worker, summary()))
-        else:
-            next_line = time.monotonic() + summary_interval
-            while not stop_requested.wait(0.5) and not worker.stopped:
-                if summary_interval > 0 and time.monotonic() >= next_line:
-                    next_line += summary_interval
-                    print_summary_line(worker, summary())
-    finally:
-        worker.stop()
-        jobs.close()
-    if not live and summary_interval > 0:
-        print_summary_line(worker, summary())
-    print(f"sqljobs worker {worker.id} stopped: {worker.stats}", flush=True)
-    if not stop_requested.is_set():
-        # Nobody asked it to stop: its claimer crashed (logged above). Exit non-zero so a
-        # supervisor restarts it.
-        print(f"error: sqljobs worker {worker.id} stopped on its own", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_OK
-
-
-def print_summary_line(worker: Worker, summary: dict[str, Any]) -> None:
-    fields = " ".join(f"{k}={v}" for k, v in summary.items())
-    print(f"sqljobs worker {worker.id}: {fields}", flush=True)
 
 
 def _build_app() -> Any:
@@ -273,9 +91,9 @@ def _build_app() -> Any:
     ) -> None:
         """Run a worker until SIGTERM / Ctrl-C."""
         if log_format not in ("text", "json"):
-            _fail(f"--log-format must be text or json, not {log_format!r}", EXIT_USAGE)
+            fail(f"--log-format must be text or json, not {log_format!r}", EXIT_USAGE)
         if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            _fail(f"--log-level must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}", 2)
+            fail(f"--log-level must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}", 2)
         show_live = sys.stdout.isatty() if live is None else live
         live_console = console() if show_live else None
         if show_live and log_format == "text":
@@ -289,7 +107,7 @@ def _build_app() -> Any:
             )
         else:
             _logging.configure(log_level, json_lines=log_format == "json")
-        with _reporting():
+        with reporting():
             jobs = _load(app_path or app_option_value)
             code = run_worker(
                 jobs,
@@ -313,14 +131,14 @@ def _build_app() -> Any:
         app_option_value: str = app_option(),
     ) -> None:
         """Create the sqljobs tables (use Alembic for production schemas)."""
-        with _reporting():
+        with reporting():
             _load(app_path or app_option_value).create_schema()
         typer.echo("sqljobs tables are ready")
 
     @app.command()
     def status(app_path: str = app_option(), as_json: bool = json_option()) -> None:
         """Jobs per queue and state, backlog age, recent throughput and live workers."""
-        with _reporting():
+        with reporting():
             jobs = _load(app_path)
             if as_json:
                 print_json(status_json(jobs))
@@ -342,7 +160,7 @@ def _build_app() -> Any:
         as_json: bool = json_option(),
     ) -> None:
         """Jobs, newest first, filtered by queue, task, state and age."""
-        with _reporting():
+        with reporting():
             states = [_parse_state(s) for s in state or []]
             now = utcnow()
             filters = JobFilters(
@@ -373,7 +191,7 @@ def _build_app() -> Any:
         as_json: bool = json_option(),
     ) -> None:
         """One job: arguments, attempts, errors with tracebacks, progress and result."""
-        with _reporting():
+        with reporting():
             job = _load(app_path).get(job_id)
             if as_json:
                 print_json(job_detail(job))
@@ -383,12 +201,12 @@ def _build_app() -> Any:
     def each_job(
         job_ids: list[int], app_path: str | None, action: Callable[[JobQueue, int], Job], verb: str
     ) -> None:
-        with _reporting():
+        with reporting():
             jobs = _load(app_path)
         worst = EXIT_OK
         for job_id in job_ids:
             try:
-                with _reporting():
+                with reporting():
                     job = action(jobs, job_id)
                     typer.echo(f"job {job_id} {verb}: now {job.state.value}")
             except typer.Exit as exit_:
@@ -422,7 +240,7 @@ def _build_app() -> Any:
         as_json: bool = json_option(),
     ) -> None:
         """Delete finished jobs older than --older-than."""
-        with _reporting():
+        with reporting():
             age = _overview.parse_age(older_than)
             states = [_parse_state(s) for s in state or []] or None
             deleted = _load(app_path).prune(older_than=age, states=states)
@@ -442,7 +260,7 @@ def _build_app() -> Any:
         as_json: bool = json_option(),
     ) -> None:
         """Enqueue a job for a registered task, e.g. --args '{"record_id": 1}'."""
-        with _reporting():
+        with reporting():
             try:
                 kwargs = json.loads(args)
             except json.JSONDecodeError as exc:
@@ -477,7 +295,3 @@ def main() -> None:
         sys.stderr.write("the sqljobs command needs its extra: pip install 'sqljobs[cli]'\n")
         raise SystemExit(EXIT_USAGE)
     _build_app()()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

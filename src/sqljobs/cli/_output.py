@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import _overview
-from ._overview import STATE_ORDER
-from ._utils import utcnow
-from .jobs import Job, JobState
+from .. import _overview
+from .._overview import STATE_ORDER
+from .._utils import utcnow
+from ..jobs import Job, JobState
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-    from .jobqueue import JobQueue
-    from .worker import Worker
+    from ..jobqueue import JobQueue
+    from ..worker import Worker
 
 
 # -- data for --json ------------------------------------------------------------------

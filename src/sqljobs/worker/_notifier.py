@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from .store import NOTIFY_CHANNEL
+from ..store import NOTIFY_CHANNEL
 
 log = logging.getLogger("sqljobs.worker")
 

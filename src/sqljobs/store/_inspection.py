@@ -10,8 +10,11 @@ from typing import Any
 from sqlalchemy import bindparam, case, delete, false, func, literal, select, update
 from sqlalchemy.engine import Connection
 
+from .._utils import utcnow
+from ..exceptions import JobNotFound, StoreError
+from ..jobs import Job, JobState
 from . import _statements
-from ._store_base import (
+from ._base import (
     _FINISHED,
     JobFilters,
     StoreBase,
@@ -21,9 +24,6 @@ from ._store_base import (
     _workers,
     row_to_job,
 )
-from ._utils import utcnow
-from .exceptions import JobNotFound, StoreError
-from .jobs import Job, JobState
 
 
 class InspectionStore(StoreBase):

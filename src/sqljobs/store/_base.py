@@ -1,7 +1,7 @@
 """The job store's foundation: row types, transactions with retries, error wrapping.
 
-With :mod:`sqljobs._store_inspection` and :mod:`sqljobs.store` it is the only code that
-issues SQL (statements it reuses are built in :mod:`sqljobs._statements`).
+With :mod:`sqljobs.store._inspection` and :mod:`sqljobs.store._jobstore` it is the only code that
+issues SQL (statements it reuses are built in :mod:`sqljobs.store._statements`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from sqlalchemy import Delete, Row, Select, Update, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from .._utils import utcnow
+from ..exceptions import SchemaNotReady, StoreError
+from ..jobs import FINISHED_STATES, Job, JobError, JobState
+from ..schema import jobs_table, metadata, queues_table, workers_table
 from . import _dialects, _statements
-from ._utils import utcnow
-from .exceptions import SchemaNotReady, StoreError
-from .jobs import FINISHED_STATES, Job, JobError, JobState
-from .schema import jobs_table, metadata, queues_table, workers_table
 
 log = logging.getLogger("sqljobs.store")
 
@@ -35,40 +35,6 @@ MAX_ERRORS_KEPT = 20
 _TRANSIENT_RETRIES = 6
 #: PostgreSQL channel on which enqueues announce new work to listening workers.
 NOTIFY_CHANNEL = "sqljobs_jobs"
-
-
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """A row to insert, already validated."""
-
-    task: str
-    args: dict[str, Any]
-    queue: str
-    priority: int
-    max_attempts: int
-    run_at: datetime | None = None
-    #: Enqueueing a job whose key is already held returns that job instead of a new one.
-    unique_key: str | None = None
-    #: How long the key is held: while the job is "waiting" (not started), "active" (waiting
-    #: or running), or for "all" its life (until pruned).
-    unique_scope: str | None = None
-
-    def values(self, now: datetime) -> dict[str, Any]:
-        run_at = self.run_at or now
-        return {
-            "unique_key": self.unique_key,
-            "unique_scope": self.unique_scope if self.unique_key else None,
-            "task": self.task,
-            "args": self.args,
-            "queue": self.queue,
-            "priority": self.priority,
-            "max_attempts": self.max_attempts,
-            "attempt": 0,
-            "state": (JobState.SCHEDULED if run_at > now else JobState.AVAILABLE).value,
-            "run_at": run_at,
-            "created_at": now,
-            "errors": [],
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Prefetch: a worker keeps up to ``prefetch`` claimed jobs waiting for a free executor."""
+"""The claimer: batches of claims into free slots, prefetch (claimed jobs waiting for a free
+executor), per-queue limits and the cooldown after a claim that emptied the queue."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any
 import pytest
 
 from sqljobs import ConfigurationError, JobQueue, JobState
-from sqljobs.worker import CLAIM_COOLDOWN_SECONDS
+from sqljobs.worker import CLAIM_COOLDOWN_SECONDS, SHORT_JOB_SECONDS
+from sqljobs.worker._claimer import PrefetchPolicy
+from sqljobs.worker._slots import Slots
 from tests.helpers import eventually
 
 
@@ -185,3 +188,55 @@ def test_after_a_claim_empties_the_queue_the_next_claim_waits_out_the_cooldown(
     assert len(after_drained) >= 10, claims
     # Each claim that found the queue empty is followed by a pause, not by a claim per job.
     assert min(after_drained) >= CLAIM_COOLDOWN_SECONDS - 1e-4, sorted(after_drained)[:5]
+
+
+# -- the prefetch policy and the slots, without a database ------------------------------------
+
+
+def test_automatic_prefetch_follows_the_moving_average_of_run_times() -> None:
+    policy = PrefetchPolicy(concurrency=3, fixed=None)
+    assert policy.most == 6
+    for _ in range(20):
+        policy.record(SHORT_JOB_SECONDS / 10)
+    assert policy.now() == 6
+    for _ in range(20):
+        policy.record(SHORT_JOB_SECONDS * 10)
+    assert policy.now() == 0
+    for _ in range(30):
+        policy.record(0.0)
+    assert policy.now() == 6
+
+
+def test_a_fixed_prefetch_ignores_run_times() -> None:
+    policy = PrefetchPolicy(concurrency=3, fixed=2)
+    for _ in range(20):
+        policy.record(10.0)
+    assert (policy.most, policy.now()) == (2, 2)
+
+
+def test_gather_takes_every_free_slot_up_to_the_capacity() -> None:
+    slots = Slots(5)
+    assert slots.acquire(timeout=0)
+    assert slots.gather(4, more_coming=lambda: False) == 4
+    assert slots.acquire(timeout=0)  # the fifth is still free
+    assert not slots.acquire(timeout=0)
+
+
+def test_gather_waits_for_half_the_capacity_only_while_claimed_jobs_are_queued() -> None:
+    slots = Slots(2)
+    assert slots.acquire(timeout=0) and slots.acquire(timeout=0)  # one held, one busy
+    asked: list[bool] = []
+
+    def an_executor_frees_a_slot_while_jobs_are_queued() -> bool:
+        if not asked:
+            slots.release()
+        asked.append(True)
+        return True
+
+    # Capacity 4, batch 2: with one slot in hand and jobs queued, it waits for a second.
+    assert slots.gather(4, more_coming=an_executor_frees_a_slot_while_jobs_are_queued) == 2
+    slots.release(2)
+    assert slots.acquire(timeout=0) and slots.acquire(timeout=0)
+    # Nothing queued: it claims with the slot it has instead of waiting for more.
+    assert slots.gather(4, more_coming=lambda: False) == 1
+    assert not slots.acquire(timeout=0)

@@ -1,0 +1,109 @@
+"""Inspection and administration of a queue's jobs: the part of the :class:`~sqljobs.JobQueue`
+facade that reads and changes existing jobs (get, list, counts, retry, cancel, prune, limits)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from . import events
+from ._utils import Duration, to_timedelta
+from .events import EventBus
+from .exceptions import ConfigurationError
+from .jobs import Job, JobState
+from .store import JobStore
+
+
+class QueueAdministration:
+    """Mixed into :class:`~sqljobs.JobQueue`, which provides the store, the event bus and
+    the wake-up of its workers."""
+
+    store: JobStore
+    events: EventBus
+
+    def _wake(self, ids: Sequence[int]) -> None:
+        raise NotImplementedError
+
+    def create_schema(self) -> None:
+        """Create the job tables if missing (for quick starts; use Alembic in production)."""
+        self.store.create_schema()
+
+    def drop_schema(self) -> None:
+        self.store.drop_schema()
+
+    def get(self, job_id: int) -> Job:
+        """A snapshot of one job (state, attempts, errors, result)."""
+        return self.store.get(job_id)
+
+    def list_jobs(
+        self,
+        *,
+        state: JobState | str | Iterable[JobState | str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Jobs, newest first, filtered by state(s), queue and task name."""
+        states = [state] if isinstance(state, (str, JobState)) else state
+        return self.store.list_jobs(
+            states=states, queue=queue, task=task, limit=limit, offset=offset
+        )
+
+    def counts(self) -> dict[tuple[str, JobState], int]:
+        """Number of jobs per ``(queue, state)``."""
+        return self.store.count_by_state()
+
+    def retry(self, job_id: int) -> Job:
+        """Run a discarded, cancelled or waiting job again now."""
+        job = self.store.retry(job_id)
+        self.events.emit(events.JOB_RETRIED, job=job)
+        self._wake([job_id])
+        return job
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a job: a waiting one never starts, a running one can no longer commit."""
+        job = self.store.cancel(job_id)
+        self.events.emit(events.JOB_CANCELLED, job=job, outcome=None, duration=None)
+        return job
+
+    def prune(self, *, older_than: Duration, states: Iterable[JobState | str] | None = None) -> int:
+        """Delete finished jobs older than ``older_than``; returns how many."""
+        return self.store.prune(
+            older_than=to_timedelta(older_than, name="older_than"), states=states
+        )
+
+    def configure_queue(
+        self,
+        name: str,
+        *,
+        global_limit: int | None = None,
+        rate_limit: tuple[int, Duration] | None = None,
+    ) -> None:
+        """Limit a queue across all workers: at most ``global_limit`` of its jobs run at once,
+        at most ``rate_limit=(n, period)`` start per period. Stored in the database; workers
+        pick changes up within seconds. Call again with ``None`` to lift a limit.
+
+        Example:
+            >>> jobs.configure_queue("mail", global_limit=2, rate_limit=(100, 60))  # doctest: +SKIP
+        """
+        if global_limit is not None and global_limit < 1:
+            raise ConfigurationError("global_limit must be at least 1 (or None for no limit)")
+        count, period = rate_limit if rate_limit is not None else (None, None)
+        if count is not None and count < 1:
+            raise ConfigurationError("a rate limit allows at least 1 job per period")
+        self.store.configure_queue(
+            name,
+            global_limit=global_limit,
+            rate_limit=count,
+            rate_period=None if period is None else to_timedelta(period, name="rate period"),
+        )
+
+    def wait(self, job_id: int, *, timeout: Duration = 30.0, poll: float = 0.05) -> Job:
+        """Block until the job is finished (or ``timeout`` passes); return its snapshot."""
+        deadline = time.monotonic() + to_timedelta(timeout, name="timeout").total_seconds()
+        while True:
+            job = self.get(job_id)
+            if job.state.is_finished or time.monotonic() >= deadline:
+                return job
+            time.sleep(poll)

@@ -1,0 +1,249 @@
+"""The claimer: one thread that claims batches of jobs into a worker's free slots.
+
+It waits for free room (slots), claims up to that many jobs in one round trip, respecting
+per-queue limits (this worker's own ``queues={name: n}``, global and rate limits stored with
+``jobs.configure_queue``), and hands them to the executors. While jobs are short it claims
+ahead of the executors (prefetch); after a claim that emptied the queue it waits a few
+milliseconds before the next (cooldown); between claims it stages scheduled and retryable jobs
+whose time came.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from ..exceptions import StoreError
+from ..jobs import Job
+from ..registry import TaskRegistry
+from ..store import JobStore
+from ._executors import ExecutorPool
+from ._held import HeldJobs
+from ._slots import Slots
+from ._stats import WorkerStats
+
+log = logging.getLogger("sqljobs.worker")
+
+#: Seconds between re-reads of the queues' global and rate limits.
+SETTINGS_REFRESH = 5.0
+#: With automatic prefetch, jobs whose run time averages below this are claimed ahead.
+SHORT_JOB_SECONDS = 0.05
+#: After a claim that emptied the queue, the next claim waits until this long after it: new
+#: jobs then arrive one notification each, and claiming them one by one costs a claim round
+#: trip (and its CPU) per job. A job enqueued into an idle worker is claimed at once.
+CLAIM_COOLDOWN_SECONDS = 0.005
+#: Longest pause after repeated failed claims.
+MAX_FAILURE_PAUSE = 30.0
+
+
+class PrefetchPolicy:
+    """How many claimed jobs may wait for an executor beyond the running ones.
+
+    ``fixed`` (an int) holds always; None is automatic: ``most`` while recent jobs ran
+    shorter than :data:`SHORT_JOB_SECONDS`, none while they ran longer, so that slow jobs
+    never wait behind each other in one worker while another worker idles.
+    """
+
+    def __init__(self, *, concurrency: int, fixed: int | None) -> None:
+        self.fixed = fixed
+        self.most = 2 * concurrency if fixed is None else fixed
+        self.typical_run_time = SHORT_JOB_SECONDS  # moving average; starts undecided
+
+    def record(self, duration: float) -> None:
+        """A job ran for ``duration`` seconds."""
+        self.typical_run_time += (duration - self.typical_run_time) / 8
+
+    def now(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        return self.most if self.typical_run_time < SHORT_JOB_SECONDS else 0
+
+
+class Claimer:
+    """Claims jobs for one worker until ``stopping`` is set."""
+
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        store: JobStore,
+        registry: TaskRegistry,
+        queues: Sequence[str],
+        local_limits: dict[str, int],
+        concurrency: int,
+        prefetch: PrefetchPolicy,
+        poll_interval: float,
+        lease: timedelta,
+        held: HeldJobs,
+        slots: Slots,
+        executors: ExecutorPool,
+        stats: WorkerStats,
+        stopping: threading.Event,
+        wakeup: threading.Event,
+        on_error: Callable[[BaseException], None],
+        on_crash: Callable[[], None],
+    ) -> None:
+        self._worker_id = worker_id
+        self._store = store
+        self._registry = registry
+        self._queues = list(queues)
+        self._local_limits = local_limits
+        self._concurrency = concurrency
+        self._prefetch = prefetch
+        self._poll_interval = poll_interval
+        self._lease = lease
+        self._held = held
+        self._slots = slots
+        self._executors = executors
+        self._stats = stats
+        self._stopping = stopping
+        self._wakeup = wakeup
+        self._on_error = on_error
+        self._on_crash = on_crash
+        self._limited: set[str] = set()
+        self._settings_expire = 0.0
+        self._rotation = 0
+        self._thread = threading.Thread(target=self._run, name="sqljobs-claimer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        """Wait for the thread to end (a claim in flight finishes first); no-op when called
+        from the claimer itself (it stops the worker when it crashed)."""
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=timeout)
+
+    def _run(self) -> None:
+        try:
+            self._claim_until_stopped()
+        except BaseException:
+            log.critical(
+                "worker %s: the claimer crashed; stopping the worker",
+                self._worker_id,
+                exc_info=True,
+            )
+            self._on_crash()
+
+    def _claim_until_stopped(self) -> None:
+        failures = 0
+        next_stage = 0.0
+        drained_at: float | None = None
+        while not self._stopping.is_set():
+            if not self._slots.acquire(timeout=self._poll_interval):
+                continue
+            prefetch = self._prefetch.now()
+            free = self._slots.gather(
+                self._concurrency + prefetch,
+                more_coming=lambda: self._executors.has_waiting() and not self._stopping.is_set(),
+            )
+            if self._stopping.is_set():
+                self._slots.release(free)
+                break
+            # Cleared before counting, so a job finishing from here on wakes the wait below.
+            self._wakeup.clear()
+            room = self._concurrency + prefetch - self._held.holding()
+            if room < free:  # prefetch is down (slow jobs): hold no more than allowed now
+                self._slots.release(free - max(room, 0))
+                free = max(room, 0)
+            if not free:
+                self._wakeup.wait(self._poll_interval)  # an executor finishing wakes it
+                continue
+            if drained_at is not None:
+                cooldown = CLAIM_COOLDOWN_SECONDS - (time.monotonic() - drained_at)
+                drained_at = None
+                if self._stopping.wait(cooldown):
+                    self._slots.release(free)
+                    break
+            try:
+                claimed = self._claim(free)
+            except StoreError as exc:
+                self._slots.release(free)
+                failures += 1
+                self._pause_after(exc, failures)
+                continue
+            failures = 0
+            if len(claimed) < free:
+                drained_at = time.monotonic()
+            self._slots.release(free - len(claimed))
+            self._hand_over(claimed)
+            # Scheduled and retryable jobs whose time came are staged after the claim, so a
+            # wake-up for a new job never waits for this extra round trip.
+            if time.monotonic() >= next_stage:
+                next_stage = time.monotonic() + self._poll_interval
+                try:
+                    if self._store.stage():
+                        continue  # claim them now
+                except StoreError as exc:
+                    failures += 1
+                    self._pause_after(exc, failures)
+                    continue
+            if not claimed:
+                self._wakeup.wait(self._poll_interval)
+
+    def _hand_over(self, claimed: list[Job]) -> None:
+        self._held.add(claimed, self._timeout_of)
+        for job in claimed:
+            self._stats.claimed += 1
+            self._executors.submit(job)
+
+    def _timeout_of(self, job: Job) -> float | None:
+        task = self._registry.get(job.task)
+        return task.timeout if task is not None else None
+
+    def _pause_after(self, exc: StoreError, failures: int) -> None:
+        pause = min(self._poll_interval * 2**failures, MAX_FAILURE_PAUSE)
+        log.error("claiming jobs failed (%s); retrying in %.1fs", exc, pause)
+        self._on_error(exc)
+        self._stopping.wait(pause)
+
+    def _claim(self, free: int) -> list[Job]:
+        """Claim up to ``free`` jobs, respecting per-queue limits: local ones (this worker's
+        ``queues={name: n}``) and global/rate limits stored with ``jobs.configure_queue``."""
+        if time.monotonic() >= self._settings_expire:
+            settings = self._store.queue_settings()
+            self._limited = {
+                name
+                for name, row in settings.items()
+                if name in self._queues
+                and (row["global_limit"] is not None or row["rate_limit"] is not None)
+            }
+            self._settings_expire = time.monotonic() + SETTINGS_REFRESH
+        special = [q for q in self._queues if q in self._limited or self._local_limits.get(q)]
+        if not special:
+            return self._store.claim(
+                worker_id=self._worker_id, queues=self._queues, limit=free, lease=self._lease
+            )
+        running, holding = self._held.occupancy()
+        # A limited queue's jobs count against its limit from their claim, so they are not
+        # prefetched: only idle executors take jobs here.
+        free = min(free, self._concurrency - holding)
+        claimed: list[Job] = []
+        self._rotation = (self._rotation + 1) % len(special)
+        for queue in special[self._rotation :] + special[: self._rotation]:
+            room = free - len(claimed)
+            local = self._local_limits.get(queue)
+            if local:
+                room = min(room, local - running[queue])
+            if room <= 0:
+                continue
+            if queue in self._limited:
+                claimed += self._store.claim_limited(
+                    worker_id=self._worker_id, queue=queue, limit=room, lease=self._lease
+                )
+            else:
+                claimed += self._store.claim(
+                    worker_id=self._worker_id, queues=[queue], limit=room, lease=self._lease
+                )
+        plain = [q for q in self._queues if q not in special]
+        if plain and free > len(claimed):
+            claimed += self._store.claim(
+                worker_id=self._worker_id,
+                queues=plain,
+                limit=free - len(claimed),
+                lease=self._lease,
+            )
+        return claimed

@@ -1,0 +1,99 @@
+"""The heartbeat: renews the leases of held jobs, stores their progress, tells running tasks
+that they were cancelled or lost their lease, and runs maintenance (cron, rescue, prune)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from ..exceptions import StoreError
+from ..store import JobStore
+from ._held import HeldJobs
+from ._maintenance import Maintenance
+
+log = logging.getLogger("sqljobs.worker")
+
+
+class Heartbeat:
+    """One thread beating every ``interval`` seconds until :meth:`stop`."""
+
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        store: JobStore,
+        held: HeldJobs,
+        maintenance: Maintenance,
+        lease: timedelta,
+        interval: float,
+        rescue_interval: float,
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self._worker_id = worker_id
+        self._store = store
+        self._held = held
+        self._maintenance = maintenance
+        self._lease = lease
+        self._interval = interval
+        self._rescue_interval = rescue_interval
+        self._on_error = on_error
+        self._stop = threading.Event()
+        self._next_rescue = 0.0
+        self._thread = threading.Thread(target=self._run, name="sqljobs-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._next_rescue = time.monotonic() + self._rescue_interval
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout=timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.beat()
+            except StoreError as exc:
+                log.error("heartbeat failed (%s); will try again", exc)
+                self._on_error(exc)
+            except Exception as exc:  # never let lease renewal stop silently
+                log.exception("heartbeat failed unexpectedly; will try again")
+                self._on_error(exc)
+
+    def beat(self) -> None:
+        """One round: renew leases and store progress, cancel what was taken away, enqueue
+        due periodic jobs and, when its time came, rescue and prune."""
+        now = time.monotonic()
+        lease_seconds = self._lease.total_seconds()
+        entries = self._held.entries()
+        # A job past its timeout is not renewed: if its thread hangs for good, the lease runs
+        # out and another worker (or this one) rescues the job.
+        renew = [
+            job_id
+            for job_id, entry in entries
+            if entry.deadline is None or now < entry.deadline + lease_seconds
+        ]
+        progress = [
+            (job_id, *reported)
+            for job_id, entry in entries
+            if (reported := entry.ctx.take_progress()) is not None
+        ]
+        lost = self._store.heartbeat(
+            worker_id=self._worker_id,
+            job_ids=renew,
+            lease=self._lease,
+            check_ids=[job_id for job_id, _ in entries],
+            progress=progress,
+        )
+        for job_id, entry in entries:
+            if job_id in lost:
+                entry.ctx.cancel()
+        self._maintenance.enqueue_due()
+        if now >= self._next_rescue:
+            self._next_rescue = now + self._rescue_interval
+            self._maintenance.run_once(lease=self._lease)
