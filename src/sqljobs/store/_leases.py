@@ -1,0 +1,166 @@
+"""Leases and workers: give jobs back, renew leases (with progress), rescue expired ones,
+and keep the table of live workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from .._utils import utcnow
+from ..jobs import Job, JobError, JobState
+from . import _statements
+from ._base import _errors_with, _jobs, _owned_by, _workers, row_to_job
+from ._inspection import InspectionStore
+
+
+class LeaseStore(InspectionStore):
+    """The lease and worker statements of :class:`~sqljobs.store.JobStore`."""
+
+    def release(self, jobs: Iterable[Job]) -> int:
+        """Give running jobs back to the queue at shutdown; the attempt is not counted."""
+        owned = list(jobs)
+
+        def work(conn: Connection) -> int:
+            released = 0
+            for job in owned:
+                outcome: Any = conn.execute(
+                    update(_jobs)
+                    .where(_owned_by(job))
+                    .values(
+                        state=JobState.AVAILABLE.value,
+                        attempt=_jobs.c.attempt - 1,
+                        run_at=utcnow(),
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                )
+                released += outcome.rowcount
+            return released
+
+        return self.run(work, what="release") if owned else 0
+
+    # -- leases --------------------------------------------------------------------------
+
+    def heartbeat(
+        self,
+        *,
+        worker_id: str,
+        job_ids: Sequence[int],
+        lease: timedelta,
+        check_ids: Sequence[int] = (),
+        progress: Sequence[tuple[int, float, str]] = (),
+    ) -> set[int]:
+        """Extend the leases of ``job_ids``, store reported ``progress`` (job id, fraction,
+        message), mark the worker alive, and return which of ``check_ids`` the worker no
+        longer holds (cancelled by an operator, or rescued after a lost lease)."""
+
+        def work(conn: Connection) -> set[int]:
+            now = utcnow()
+            params = {"p_owner": worker_id, "p_now": now, "p_until": now + lease}
+            if job_ids:
+                conn.execute(_statements.RENEW_LEASES, {**params, "p_ids": list(job_ids)})
+            if progress:
+                conn.execute(
+                    _statements.SAVE_PROGRESS,
+                    [
+                        {
+                            "p_id": job_id,
+                            "p_owner": worker_id,
+                            "p_progress": fraction,
+                            "p_message": message,
+                        }
+                        for job_id, fraction, message in progress
+                    ],
+                )
+            conn.execute(_statements.WORKER_ALIVE, params)
+            if not check_ids:
+                return set()
+            held = conn.execute(_statements.HELD, {**params, "p_ids": list(check_ids)})
+            return set(check_ids) - set(held.scalars())
+
+        return self.run(work, what="heartbeat")
+
+    def save_progress(self, job_id: int, fraction: float, message: str) -> None:
+        """Store a job's last progress whatever its state (after ``drain()`` ran it)."""
+        statement = (
+            update(_jobs)
+            .where(_jobs.c.id == job_id)
+            .values(progress=fraction, progress_message=message)
+        )
+        self._rowcount(statement, "save progress")
+
+    def rescue(self, *, limit: int = 100) -> list[int]:
+        """Requeue running jobs whose lease expired (their worker died); counts the attempt."""
+
+        def work(conn: Connection) -> list[int]:
+            now = utcnow()
+            query = (
+                select(_jobs)
+                .where(_jobs.c.state == JobState.RUNNING.value)
+                .where(_jobs.c.lease_expires_at < now)
+                .order_by(_jobs.c.lease_expires_at)
+                .limit(limit)
+            )
+            if self.support.skip_locked:
+                query = query.with_for_update(skip_locked=True)
+            rescued = []
+            for job in (row_to_job(r) for r in conn.execute(query)):
+                error = JobError(
+                    attempt=job.attempt,
+                    at=now,
+                    type="LeaseExpired",
+                    message=f"worker {job.lease_owner} stopped renewing its lease (it died or "
+                    "hung); the job was rescued",
+                    traceback="",
+                )
+                final = job.attempt >= job.max_attempts
+                values: dict[str, Any] = {
+                    "state": (JobState.DISCARDED if final else JobState.RETRYABLE).value,
+                    "errors": _errors_with(job, error),
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "run_at": now,
+                }
+                if final:
+                    values["finished_at"] = now
+                    values["unique_key"] = _statements.KEY_WHEN_FINISHED
+                conn.execute(update(_jobs).where(_owned_by(job)).values(values))
+                rescued.append(job.id)
+            return rescued
+
+        return self.run(work, what="rescue")
+
+    # -- workers -------------------------------------------------------------------------
+
+    def register_worker(
+        self, *, worker_id: str, hostname: str, pid: int, queues: Sequence[str], concurrency: int
+    ) -> None:
+        def work(conn: Connection) -> None:
+            now = utcnow()
+            conn.execute(
+                insert(_workers).values(
+                    id=worker_id,
+                    hostname=hostname,
+                    pid=pid,
+                    queues=",".join(queues),
+                    concurrency=concurrency,
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            )
+
+        self.run(work, what="register worker")
+
+    def unregister_worker(self, worker_id: str) -> None:
+        self.run(
+            lambda conn: conn.execute(delete(_workers).where(_workers.c.id == worker_id)),
+            what="unregister worker",
+        )
+
+    def prune_workers(self, *, silent_for: timedelta) -> int:
+        statement = delete(_workers).where(_workers.c.heartbeat_at < utcnow() - silent_for)
+        return self._rowcount(statement, "prune workers")
