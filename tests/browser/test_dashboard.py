@@ -2,7 +2,8 @@
 
 Opens the overview, filters the job list, opens a failed job, presses retry and watches its
 state change without a reload; checks that a `<script>` in an error renders as text; saves a
-screenshot of each page under docs/screenshots/ for the README.
+screenshot of each page (in a temporary folder; `bash scripts/screenshots` writes them to
+docs/screenshots/ for the README).
 Locally a missing browser skips this test; under CI=true it fails.
 """
 
@@ -12,7 +13,6 @@ import os
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -32,7 +32,9 @@ from tests import databases
 from tests.helpers import add_counters, eventually, increment
 
 CHROMIUM = os.environ.get("SQLJOBS_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+#: Where screenshots go: a temporary folder, unless ``bash scripts/screenshots`` refreshes the
+#: README's (it sets SQLJOBS_SCREENSHOTS=docs/screenshots).
+SCREENSHOTS_ENV = "SQLJOBS_SCREENSHOTS"
 EVIL = "<script>window.__xss = 1</script>card declined"
 PREFIX = "/admin/jobs"
 
@@ -170,13 +172,20 @@ def page(base_url: str) -> Iterator[Any]:
         assert errors == [], f"errors in the page: {errors}"
 
 
-def shoot(page: Any, name: str, *, full_page: bool = True) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shoot(page: Any, folder: Path, name: str, *, full_page: bool = True) -> None:
+    page.screenshot(path=str(folder / name), full_page=full_page)
+    assert (folder / name).stat().st_size > 0
 
 
 def test_overview_filter_open_failed_job_retry(
-    page: Any, base_url: str, jobs: JobQueue, shop: dict[str, Any]
+    page: Any, base_url: str, jobs: JobQueue, shop: dict[str, Any], screenshots: Path
 ) -> None:
     from playwright.sync_api import expect
 
@@ -188,11 +197,11 @@ def test_overview_filter_open_failed_job_retry(
         expect(page.locator("#queues-table tbody tr")).to_have_count(3)
         expect(page.locator("#throughput-chart svg rect").first).to_be_visible()
         expect(page.locator("text=No worker is running")).to_have_count(0)
-        shoot(page, "dashboard-overview.png")
+        shoot(page, screenshots, "dashboard-overview.png")
 
         page.get_by_role("link", name="Jobs", exact=True).click()
         expect(page.locator("#jobs-summary")).to_contain_text("of 40 jobs")
-        shoot(page, "dashboard-jobs.png", full_page=False)
+        shoot(page, screenshots, "dashboard-jobs.png", full_page=False)
         page.select_option("#filter-state", "discarded")
         page.wait_for_url("**/jobs?state=discarded**")
         expect(page.locator("#jobs-table tbody tr")).to_have_count(2)
@@ -208,7 +217,7 @@ def test_overview_filter_open_failed_job_retry(
         )
         expect(page.locator("pre.traceback").first).to_contain_text("Traceback")
         expect(page.locator("#job-errors > li")).to_have_count(2)
-        shoot(page, "dashboard-job.png")
+        shoot(page, screenshots, "dashboard-job.png")
 
         shop["healed"].set()
         page.click("#retry-button")
@@ -229,7 +238,15 @@ def test_an_error_with_a_script_tag_renders_as_text(
     page.goto(f"{base_url}/jobs/{shop['evil_id']}")
     message = page.locator(".error-message").first
     expect(message).to_contain_text("ValueError: <script>window.__xss = 1</script>card declined")
-    time.sleep(1.2)  # let the live refresh swap the fragment at least once
+    # Mark the rendered fragment, then wait for the live refresh to replace it.
+    page.evaluate("document.querySelector('[data-live] .error-message').dataset.stale = '1'")
+    eventually(
+        lambda: page.evaluate(
+            "(() => { const m = document.querySelector('[data-live] .error-message');"
+            " return m !== null && m.dataset.stale === undefined; })()"
+        ),
+        timeout=15,
+    )
     expect(message).to_contain_text("<script>")
     assert page.evaluate("window.__xss") is None
     assert page.evaluate("document.querySelectorAll('main script').length") == 0

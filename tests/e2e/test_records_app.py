@@ -215,10 +215,8 @@ def test_sigkill_with_jobs_pending_then_restart_runs_every_job_exactly_once(
             for row in conn.execute(select(jobs_table.c.id, jobs_table.c.state))
         }
     assert len(states) == total
-    unfinished = [job_id for job_id, state in states.items() if not state.is_finished]
-    assert unfinished, "the server was killed too late: no job was pending"
     running_at_kill = {job_id for job_id, state in states.items() if state is JobState.RUNNING}
-    assert running_at_kill, "no job was running when the server was killed"
+    assert running_at_kill, "the server was killed too late: no job was running"
 
     second = servers(**settings)
     eventually(lambda: second.stats()["jobs"] == {"completed": total}, timeout=120)

@@ -114,9 +114,12 @@ def test_mount_metrics_serves_the_text_format(jobs: JobQueue, tasks: dict[str, A
         assert 'sqljobs_jobs_succeeded_total{queue="default",task="ok"} 1.0' in text
         assert 'sqljobs_jobs{queue="default",state="completed"} 1.0' in text
         assert "# TYPE sqljobs_job_duration_seconds histogram" in text
+        enqueued = {"queue": "default", "task": "ok"}
+        assert registry.get_sample_value("sqljobs_jobs_enqueued_total", enqueued) == 1.0
     finally:
         instrumented.close()
-    assert registry.get_sample_value("sqljobs_jobs_enqueued_total", {"queue": "default"}) is None
+    # Closed: its collectors left the registry (and stopped listening to events).
+    assert registry.get_sample_value("sqljobs_jobs_enqueued_total", enqueued) is None
 
 
 def test_each_attempt_is_logged_with_structured_fields(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import JSON, insert, text
+from sqlalchemy.exc import DBAPIError
 
 from sqljobs import JobState
 from sqljobs.schema import jobs_table
@@ -111,5 +112,30 @@ def test_a_row_whose_args_are_not_json_at_all_does_not_stop_the_worker(
     worker = workers.start(*WORKER_ARGS)
     wait_registered(rel_app, worker)
     eventually(lambda: apply_counters(rel_app) == good, timeout=60, interval=0.1)
+    broken = eventually(lambda: (job := rel_app.jobs.get(job_id)).state.is_finished and job)
     assert worker.alive(), worker.output()[-3000:]
     workers.stop_all([worker])
+    assert broken.state is JobState.DISCARDED and broken.attempt == 1
+    assert [(e.type, e.message) for e in broken.errors] == [
+        (
+            "sqljobs.exceptions.InvalidArguments",
+            "apply: stored arguments must be a JSON object, got UndecodableJSON",
+        )
+    ]
+    assert broken.args == "{broken"  # the stored text is kept for the operator
+
+
+@pytest.mark.dialects("postgresql", "mariadb")
+def test_the_server_refuses_non_json_args(dialect: str, rel_app: Any) -> None:
+    """PostgreSQL's json type and MariaDB's JSON check refuse a row whose args are not JSON,
+    so such a row never reaches a worker there."""
+    with rel_app.engine.begin() as conn:
+        job_id = conn.execute(
+            insert(jobs_table).values(raw_row("apply", {"key": 1}, 5))
+        ).inserted_primary_key[0]
+    with pytest.raises(DBAPIError, match=r"(?i)json|constraint"):
+        with rel_app.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE sqljobs_jobs SET args = '{broken' WHERE id = :id"), {"id": job_id}
+            )
+    assert rel_app.jobs.get(job_id).args == {"key": 1}

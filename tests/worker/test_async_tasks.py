@@ -114,7 +114,8 @@ def test_each_attempt_gets_its_own_async_session_and_connection_under_concurrenc
 
     @ajobs.task(name="probe")
     async def probe(session: AsyncSession, n: int) -> str:
-        assert "probe" not in session.info, "a session was handed to a second attempt"
+        if "probe" in session.info:  # a session handed to a second attempt: fail the test
+            raise RuntimeError(f"session of attempt {session.info['probe']} reused")
         token = session.info["probe"] = uuid.uuid4().hex
         raw = await (await session.connection()).get_raw_connection()
         connection_token = f"{id(raw.driver_connection)}"
@@ -138,7 +139,10 @@ def test_each_attempt_gets_its_own_async_session_and_connection_under_concurrenc
     with ajobs.worker(concurrency=8, poll_interval=0.05):
         eventually(lambda: finished(ajobs, ids), timeout=60)
 
-    assert {ajobs.get(i).state for i in ids} == {JobState.COMPLETED}
+    done = [ajobs.get(i) for i in ids]
+    assert {job.state for job in done} == {JobState.COMPLETED}
+    # First attempts, no recorded error: a failure in the task would show up here.
+    assert [(job.attempt, job.errors) for job in done] == [(1, ())] * total
     assert counter_total(session_factory) == total  # each effect committed exactly once
     with session_factory() as db:
         attempts = list(db.scalars(select(Attempt)))
@@ -196,11 +200,9 @@ def test_a_timeout_cancels_the_task_and_discards_its_writes(
             raise
 
     job_id = hangs.enqueue()
-    started = time.monotonic()
     with ajobs.worker(concurrency=1, poll_interval=0.05):
         job = eventually(lambda: (j := ajobs.get(job_id)).state.is_finished and j)
-    assert time.monotonic() - started < 30
-    assert cancelled.is_set()
+    assert cancelled.is_set()  # its 60 s sleep was cancelled, not waited out
     assert job.state is JobState.DISCARDED
     assert job.errors[-1].type == "sqljobs.exceptions.JobTimeout"
     assert "timeout" in job.errors[-1].message
