@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from sqljobs import JobQueue
 from tests.conftest import Counter
 
 T = TypeVar("T")
@@ -40,3 +42,51 @@ def increment(session: Session, counter_id: int = 1) -> None:
 def counter_total(factory: sessionmaker[Session]) -> int:
     with factory() as session:
         return sum(session.scalars(select(Counter.n)))
+
+
+def all_finished(jobs: JobQueue, job_ids: Iterable[int]) -> bool:
+    """Every one of ``job_ids`` is completed, discarded or cancelled."""
+    return all(jobs.get(job_id).state.is_finished for job_id in job_ids)
+
+
+class EventLog:
+    """Records the events a JobQueue emits, for tests that wait on them instead of sleeping.
+
+    Example:
+        >>> log = EventLog(jobs, events.WORKER_IDLE)                    # doctest: +SKIP
+        >>> log.wait_for(events.WORKER_IDLE, reason="no jobs")          # doctest: +SKIP
+    """
+
+    def __init__(self, jobs: JobQueue, *names: str) -> None:
+        self._lock = threading.Lock()
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+        self._unsubscribe = [jobs.events.subscribe(name, self._record) for name in names]
+
+    def _record(self, name: str, data: dict[str, Any]) -> None:
+        with self._lock:
+            self.seen.append((name, data))
+
+    def matching(self, name: str, **fields: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                data
+                for seen, data in self.seen
+                if seen == name and all(data.get(k) == v for k, v in fields.items())
+            ]
+
+    def count(self, name: str, **fields: Any) -> int:
+        return len(self.matching(name, **fields))
+
+    def wait_for(
+        self, name: str, *, more_than: int = 0, timeout: float = 30.0, **fields: Any
+    ) -> dict[str, Any]:
+        """Wait until more than ``more_than`` such events were seen; return the last."""
+        found = eventually(
+            lambda: (found := self.matching(name, **fields)) and len(found) > more_than and found,
+            timeout=timeout,
+        )
+        return found[-1]
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()

@@ -30,8 +30,16 @@ JOB_LEASE_LOST = "sqljobs.job.lease_lost"
 JOB_RESCUED = "sqljobs.job.rescued"
 JOB_RETRIED = "sqljobs.job.retried"  # an operator asked for another run
 WORKER_STARTED = "sqljobs.worker.started"
+#: stop() began: no more claims; ``running`` jobs get the grace period to finish.
+WORKER_STOPPING = "sqljobs.worker.stopping"
 WORKER_STOPPED = "sqljobs.worker.stopped"
 WORKER_ERROR = "sqljobs.worker.error"
+#: The claimer waits: ``reason`` is "no jobs" (its last claim found none) or "no room"
+#: (every slot is taken). It claims again when woken (an enqueue in this process, a
+#: PostgreSQL NOTIFY, a job finishing) or after ``poll_interval``.
+WORKER_IDLE = "sqljobs.worker.idle"
+#: PostgreSQL only: the worker's LISTEN connection is ready; enqueues anywhere wake it now.
+WORKER_LISTENING = "sqljobs.worker.listening"
 
 Handler = Callable[[str, dict[str, Any]], None]
 

@@ -3,20 +3,18 @@ executor), per-queue limits and the cooldown after a claim that emptied the queu
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sqljobs import ConfigurationError, JobQueue, JobState
+from sqljobs import ConfigurationError, JobQueue, JobState, events
 from sqljobs.worker import CLAIM_COOLDOWN_SECONDS, SHORT_JOB_SECONDS
 from sqljobs.worker._claimer import PrefetchPolicy
 from sqljobs.worker._slots import Slots
-from tests.helpers import eventually
+from tests.helpers import EventLog, eventually
 
 
 def states(jobs: JobQueue, ids: list[int]) -> dict[JobState, int]:
@@ -136,32 +134,32 @@ def test_a_negative_prefetch_is_refused(jobs: JobQueue) -> None:
         jobs.worker(prefetch=-1)
 
 
-def _thread_cpu_seconds(native_id: int) -> float:
-    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads Linux /proc")
 def test_a_full_worker_waits_for_room_without_spinning(jobs: JobQueue) -> None:
+    """With every slot taken, the claimer goes round once per wake-up, not in a loop: with a
+    10-minute poll, its "no room" rounds are bounded by the wake-ups (two per enqueue at
+    most: this process and PostgreSQL's NOTIFY; one per job that finishes; one at stop)."""
     block, release, started = blocking_task(jobs)
-    with jobs.worker(concurrency=2, poll_interval=0.5):
+    idle = EventLog(jobs, events.WORKER_IDLE)
+    with jobs.worker(concurrency=2, poll_interval=600):  # automatic prefetch: 0 for slow jobs
         ids = [block.enqueue(n=n) for n in range(2)]
         eventually(lambda: len(started) == 2)
-        # Every enqueue wakes the claimer, which has free slots but no room (slow jobs).
         ids += [block.enqueue(n=n) for n in range(2, 12)]
-        claimer = next(t for t in threading.enumerate() if t.name == "sqljobs-claimer")
-        assert claimer.native_id is not None
-        before = _thread_cpu_seconds(claimer.native_id)
-        time.sleep(1.5)
-        assert _thread_cpu_seconds(claimer.native_id) - before < 0.3
+        # Each of these enqueues woke the claimer, which has no room (slow jobs).
+        idle.wait_for(events.WORKER_IDLE, reason="no room")
         assert states(jobs, ids) == {JobState.RUNNING: 2, JobState.AVAILABLE: 10}
         release.set()
         eventually(lambda: states(jobs, ids) == {JobState.COMPLETED: 12})
+    wake_ups = 2 * len(ids) + len(ids) + 1
+    assert idle.count(events.WORKER_IDLE, reason="no room") <= wake_ups
 
 
 def test_after_a_claim_empties_the_queue_the_next_claim_waits_out_the_cooldown(
     jobs: JobQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A chain: each job's start enqueues the next, so every claim finds one job and drains
+    the queue, and a wake-up for the next job is already waiting when it returns."""
+    total = 30
+
     @jobs.task
     def quick(n: int) -> int:
         return n
@@ -175,19 +173,24 @@ def test_after_a_claim_empties_the_queue_the_next_claim_waits_out_the_cooldown(
         claims.append((start, time.monotonic(), kwargs["limit"], len(claimed)))
         return claimed
 
+    def enqueue_the_next(_name: str, data: dict[str, Any]) -> None:
+        n = data["job"].args["n"]
+        if n + 1 < total:
+            quick.enqueue(n=n + 1)
+
+    cooldown = 4 * CLAIM_COOLDOWN_SECONDS  # a longer one than the default, to tell it apart
+    monkeypatch.setattr("sqljobs.worker._claimer.CLAIM_COOLDOWN_SECONDS", cooldown)
     monkeypatch.setattr(jobs.store, "claim", recording_claim)
-    ids: list[int] = []
-    with jobs.worker(concurrency=2, poll_interval=0.5):
-        time.sleep(0.2)
-        stop_at = time.monotonic() + 0.6
-        while time.monotonic() < stop_at:  # a stream of jobs, each enqueued on its own
-            ids.append(quick.enqueue(n=len(ids)))
-            time.sleep(0.002)  # slower than the worker: most claims empty the queue
-        eventually(lambda: jobs.counts() == {("default", JobState.COMPLETED): len(ids)})
+    jobs.events.subscribe(events.JOB_STARTED, enqueue_the_next)
+    with jobs.worker(concurrency=2, poll_interval=600):
+        quick.enqueue(n=0)
+        eventually(lambda: jobs.counts() == {("default", JobState.COMPLETED): total})
+    found = [(end, got) for _start, end, _asked, got in claims if got]
+    assert [got for _end, got in found] == [1] * total  # one job per claim: each drained
     after_drained = [nxt[0] - prev[1] for prev, nxt in pairwise(claims) if prev[3] < prev[2]]
-    assert len(after_drained) >= 10, claims
-    # Each claim that found the queue empty is followed by a pause, not by a claim per job.
-    assert min(after_drained) >= CLAIM_COOLDOWN_SECONDS - 1e-4, sorted(after_drained)[:5]
+    assert len(after_drained) >= total - 1
+    # Each claim that emptied the queue is followed by a pause, not by a claim per job.
+    assert min(after_drained) >= cooldown - 1e-4, sorted(after_drained)[:5]
 
 
 # -- the prefetch policy and the slots, without a database ------------------------------------

@@ -11,10 +11,10 @@ from sqlalchemy import Engine, create_engine, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sqljobs import Cancel, ConfigurationError, JobQueue, JobState, Retry, Snooze
+from sqljobs import Cancel, ConfigurationError, JobQueue, JobState, Retry, Snooze, events
 from sqljobs.schema import jobs_table
 from tests.conftest import Record
-from tests.helpers import add_counters, counter_total, eventually, increment
+from tests.helpers import EventLog, add_counters, counter_total, eventually, increment
 
 
 def finished(jobs: JobQueue, *job_ids: int) -> bool:
@@ -137,10 +137,12 @@ def test_graceful_stop_lets_a_running_job_finish(
     worker = jobs.worker(concurrency=1, poll_interval=0.02)
     worker.start()
     assert started.wait(10)
+    stopping = EventLog(jobs, events.WORKER_STOPPING)
     stopper = threading.Thread(target=worker.stop, kwargs={"grace": 10})
     stopper.start()
-    time.sleep(0.2)
-    assert stopper.is_alive()  # still waiting for the job
+    assert stopping.wait_for(events.WORKER_STOPPING)["running"] == 1
+    stopper.join(timeout=0.2)  # a negative check: stop() must still be waiting for the job
+    assert stopper.is_alive()
     release.set()
     stopper.join(10)
     assert jobs.get(job_id).state is JobState.COMPLETED
@@ -330,12 +332,13 @@ def test_enqueue_wakes_an_idle_worker_in_the_same_process(jobs: JobQueue) -> Non
     def quick() -> None:
         pass
 
-    with jobs.worker(concurrency=1, poll_interval=30):
-        time.sleep(0.2)  # the claimer is now idle, waiting out its long poll
-        started = time.monotonic()
+    idle = EventLog(jobs, events.WORKER_IDLE)
+    with jobs.worker(concurrency=1, poll_interval=600):
+        idle.wait_for(events.WORKER_IDLE, reason="no jobs")  # now waiting out its long poll
         job_id = quick.enqueue()
-        eventually(lambda: finished(jobs, job_id), timeout=5)
-        assert time.monotonic() - started < 5
+        # Polling would take 10 minutes; only the wake-up runs it within the deadline.
+        eventually(lambda: finished(jobs, job_id), timeout=60)
+    assert idle.count(events.WORKER_IDLE, reason="no jobs") >= 1
 
 
 def test_no_threads_leak_across_many_jobs_and_workers(jobs: JobQueue) -> None:
@@ -379,12 +382,9 @@ def test_listen_notify_wakes_a_worker_in_another_process_at_once(
     # cannot reach the worker, only PostgreSQL's NOTIFY can.
     producer = JobQueue(sessionmaker(make_engine()))
     remote_wake = producer.task(name="wake")(lambda: None)
-    worker = jobs.worker(concurrency=1, poll_interval=60)
-    with worker:
-        assert worker._listener is not None
-        eventually(worker._listener.listening.is_set, timeout=10)
-        time.sleep(0.2)  # the claimer has polled once and now sleeps for a minute
-        started = time.monotonic()
+    seen = EventLog(jobs, events.WORKER_LISTENING, events.WORKER_IDLE)
+    with jobs.worker(concurrency=1, poll_interval=600):
+        seen.wait_for(events.WORKER_LISTENING)
+        seen.wait_for(events.WORKER_IDLE, reason="no jobs")  # waits out a 10-minute poll
         job_id = remote_wake.enqueue()
-        eventually(lambda: finished(jobs, job_id), timeout=10, interval=0.005)
-        assert time.monotonic() - started < 2
+        eventually(lambda: finished(jobs, job_id), timeout=60)

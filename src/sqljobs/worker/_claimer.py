@@ -84,6 +84,7 @@ class Claimer:
         stopping: threading.Event,
         wakeup: threading.Event,
         on_error: Callable[[BaseException], None],
+        on_idle: Callable[[str], None],
         on_crash: Callable[[], None],
     ) -> None:
         self._worker_id = worker_id
@@ -102,6 +103,7 @@ class Claimer:
         self._stopping = stopping
         self._wakeup = wakeup
         self._on_error = on_error
+        self._on_idle = on_idle
         self._on_crash = on_crash
         self._limited: set[str] = set()
         self._settings_expire = 0.0
@@ -150,7 +152,7 @@ class Claimer:
                 self._slots.release(free - max(room, 0))
                 free = max(room, 0)
             if not free:
-                self._wakeup.wait(self._poll_interval)  # an executor finishing wakes it
+                self._wait("no room")  # an executor finishing wakes it
                 continue
             if drained_at is not None:
                 cooldown = CLAIM_COOLDOWN_SECONDS - (time.monotonic() - drained_at)
@@ -182,7 +184,11 @@ class Claimer:
                     self._pause_after(exc, failures)
                     continue
             if not claimed:
-                self._wakeup.wait(self._poll_interval)
+                self._wait("no jobs")
+
+    def _wait(self, reason: str) -> None:
+        self._on_idle(reason)
+        self._wakeup.wait(self._poll_interval)
 
     def _hand_over(self, claimed: list[Job]) -> None:
         self._held.add(claimed, self._timeout_of)

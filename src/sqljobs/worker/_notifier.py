@@ -20,10 +20,16 @@ class NotificationListener:
     """Runs in its own thread on its own connection (detached from the engine's pool)."""
 
     def __init__(
-        self, engine: Engine, on_queue: Callable[[str], None], *, check_every: float = 1.0
+        self,
+        engine: Engine,
+        on_queue: Callable[[str], None],
+        *,
+        on_listening: Callable[[], None] = lambda: None,
+        check_every: float = 1.0,
     ) -> None:
         self._engine = engine
         self._on_queue = on_queue
+        self._on_listening = on_listening
         self._check_every = check_every
         self._stop = threading.Event()
         self.listening = threading.Event()
@@ -54,6 +60,7 @@ class NotificationListener:
             connection.autocommit = True
             connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
             self.listening.set()
+            self._on_listening()
             while not self._stop.is_set():
                 for notification in connection.notifies(timeout=self._check_every):
                     self._on_queue(str(notification.payload))

@@ -209,10 +209,15 @@ class Worker:
             stopping=self._stopping,
             wakeup=self._wakeup,
             on_error=self._report_error,
+            on_idle=self._report_idle,
             on_crash=self._stop_in_background,
         )
         self._listener = (
-            NotificationListener(self._store.engine, self._on_notification)
+            NotificationListener(
+                self._store.engine,
+                self._on_notification,
+                on_listening=lambda: self._bus.emit(events.WORKER_LISTENING, worker=self),
+            )
             if self._store.support.listen_notify
             else None
         )
@@ -312,14 +317,11 @@ class Worker:
         if not self._started or self._stopping.is_set():
             return
         wait = self.grace if grace is None else to_seconds(grace, name="grace")
-        log.info(
-            "worker %s stopping: waiting up to %.1fs for %d running job(s)",
-            self.id,
-            wait,
-            len(self._held),
-        )
+        running = len(self._held)
+        log.info("worker %s stopping: up to %.1fs for %d running job(s)", self.id, wait, running)
         self._stopping.set()
         self._wakeup.set()
+        self._bus.emit(events.WORKER_STOPPING, worker=self, running=running)
         deadline = time.monotonic() + wait
         self._give_back_waiting()
         self._held.wait_until_empty(deadline)
@@ -380,6 +382,9 @@ class Worker:
 
     def _report_error(self, error: BaseException) -> None:
         self._bus.emit(events.WORKER_ERROR, worker=self, error=error)
+
+    def _report_idle(self, reason: str) -> None:
+        self._bus.emit(events.WORKER_IDLE, worker=self, reason=reason)
 
     def _store_failed(self, failed: list[Job], exc: StoreError) -> None:
         log.error(
