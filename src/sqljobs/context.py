@@ -95,7 +95,21 @@ class JobContext:
         the latest value at most about once a second, never from the task's transaction."""
         if not isinstance(fraction, (int, float)) or not math.isfinite(fraction):
             raise ValueError(f"progress is a number between 0 and 1, got {fraction!r}")
-        value = min(max(float(fraction), 0.0), 1.0)
+        if isinstance(fraction, bool) or not 0 <= fraction <= 1:
+            raise ValueError(f"progress is a number between 0 and 1, got {fraction!r}")
+        if not isinstance(message, str):
+            raise ValueError(f"progress message is a str, got {type(message).__name__}")
+        if "\x00" in message:
+            raise ValueError(
+                "progress message contains a NUL character, which not every database can store"
+            )
+        try:
+            message.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                "progress message contains a lone surrogate, which is not text"
+            ) from None
+        value = float(fraction)
         with self._lock:
             self._progress = (value, str(message)[:MAX_PROGRESS_MESSAGE])
             self._progress_dirty = True

@@ -8,6 +8,7 @@ failures and are never logged as errors.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 
@@ -54,6 +55,24 @@ class SchemaNotReady(StoreError):
     """The sqljobs tables are missing: call ``jobs.create_schema()`` or run your migrations."""
 
 
+#: The longest delay Retry and Snooze accept (a year); longer is surely a unit mistake.
+MAX_DELAY_SECONDS = 365 * 24 * 3600.0
+
+
+def _check_delay(delay: timedelta | float, what: str) -> timedelta | float:
+    """Refuse, at construction (so inside the task, as the attempt's error), a delay no
+    scheduler can use: not a number, NaN, infinite, negative or beyond a year."""
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise ValueError(f"{what} delay is seconds or a timedelta, got {delay!r}")
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DELAY_SECONDS:
+        raise ValueError(
+            f"{what} delay must be between 0 and {MAX_DELAY_SECONDS:.0f} seconds (a year), "
+            f"got {delay!r}"
+        )
+    return delay
+
+
 class JobControl(Exception):
     """Raised inside a task to steer its job instead of failing it."""
 
@@ -63,7 +82,7 @@ class Retry(JobControl):
 
     def __init__(self, delay: timedelta | float | None = None, reason: str = "") -> None:
         super().__init__(reason or "retry requested by the task")
-        self.delay = delay
+        self.delay = None if delay is None else _check_delay(delay, "Retry")
         self.reason = reason
 
 
@@ -72,7 +91,7 @@ class Snooze(JobControl):
 
     def __init__(self, delay: timedelta | float) -> None:
         super().__init__(f"snoozed for {delay}")
-        self.delay = delay
+        self.delay = _check_delay(delay, "Snooze")
 
 
 class Cancel(JobControl):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
@@ -81,6 +82,8 @@ class Task(Generic[R]):
         self.wants_context = CONTEXT_PARAMETER in parameters
         injected = frozenset({SESSION_PARAMETER, CONTEXT_PARAMETER}) & parameters.keys()
         self.arguments = ArgumentSpec(func, frozenset(injected))
+        if unique is not None:
+            _check_unique_names(name, unique, self.arguments)
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r} queue={self.queue!r}>"
@@ -236,3 +239,31 @@ def default_task_name(func: Callable[..., Any]) -> str:
 
 def make_backoff(value: Backoff | timedelta | float | None) -> Backoff:
     return Backoff.coerce(value if value is not None else Backoff(base=2.0))
+
+
+def _check_unique_names(task: str, unique: Unique, spec: ArgumentSpec) -> None:
+    """Refuse ``Unique(by_args=[...])`` naming a parameter the task does not have: a typo
+    would otherwise make every job of the task share one key."""
+    if isinstance(unique.by_args, bool):
+        return
+    if isinstance(unique.by_args, str):
+        raise ConfigurationError(
+            f"task {task}: Unique(by_args=...) takes a list of parameter names, got the "
+            f"string {unique.by_args!r}; write by_args=[{unique.by_args!r}]"
+        )
+    if spec.accepts_any_keyword:
+        return
+    known = [
+        name
+        for name in spec.parameters
+        if spec.parameters[name].kind is not spec.parameters[name].VAR_KEYWORD
+    ]
+    for wanted in unique.by_args:
+        if wanted in known:
+            continue
+        close = difflib.get_close_matches(str(wanted), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigurationError(
+            f"task {task}: Unique(by_args=...) names {wanted!r}, which is not a parameter of "
+            f"the task (it has {', '.join(map(repr, known)) or 'no parameters'}){hint}"
+        )

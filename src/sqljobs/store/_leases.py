@@ -3,6 +3,7 @@ and keep the table of live workers."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -11,10 +12,13 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from .._utils import utcnow
+from ..exceptions import StoreError
 from ..jobs import Job, JobError, JobState
 from . import _statements
 from ._base import _errors_with, _jobs, _owned_by, _workers, row_to_job
 from ._inspection import InspectionStore
+
+log = logging.getLogger("sqljobs.store")
 
 
 class LeaseStore(InspectionStore):
@@ -63,26 +67,29 @@ class LeaseStore(InspectionStore):
             params = {"p_owner": worker_id, "p_now": now, "p_until": now + lease}
             if job_ids:
                 conn.execute(_statements.RENEW_LEASES, {**params, "p_ids": list(job_ids)})
-            if progress:
-                conn.execute(
-                    _statements.SAVE_PROGRESS,
-                    [
-                        {
-                            "p_id": job_id,
-                            "p_owner": worker_id,
-                            "p_progress": fraction,
-                            "p_message": message,
-                        }
-                        for job_id, fraction, message in progress
-                    ],
-                )
             conn.execute(_statements.WORKER_ALIVE, params)
             if not check_ids:
                 return set()
             held = conn.execute(_statements.HELD, {**params, "p_ids": list(check_ids)})
             return set(check_ids) - set(held.scalars())
 
-        return self.run(work, what="heartbeat")
+        lost = self.run(work, what="heartbeat")
+        # Progress is stored per job, after the leases: one job's unstorable value fails
+        # only that job's progress, never the other jobs' lease renewal.
+        for job_id, fraction, message in progress:
+            params = {"p_id": job_id, "p_owner": worker_id, "p_progress": fraction}
+            row = {**params, "p_message": message}
+            try:
+                self._rowcount_params(row)
+            except StoreError as exc:
+                log.warning("progress of job %s not stored: %s", job_id, exc)
+        return lost
+
+    def _rowcount_params(self, row: dict[str, Any]) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(_statements.SAVE_PROGRESS, row)
+
+        self.run(work, what="save progress")
 
     def save_progress(self, job_id: int, fraction: float, message: str) -> None:
         """Store a job's last progress whatever its state (after ``drain()`` ran it)."""

@@ -42,6 +42,24 @@ OWN_CONNECTIONS = 3
 __all__ = ["OWN_CONNECTIONS", "Worker", "WorkerStats"]
 
 
+#: Worker ids are stored in 64-character columns (the workers table, each job's lease owner).
+MAX_WORKER_ID = 64
+
+
+def worker_id(name: str | None = None) -> str:
+    """``name`` if it fits, else refused; by default ``host:pid:random`` with the host name
+    shortened so the id always fits (the pid and the random suffix are kept whole)."""
+    if name is not None:
+        if not name or len(name) > MAX_WORKER_ID:
+            raise ConfigurationError(
+                f"worker name {name[:80]!r}{'...' if len(name) > 80 else ''} has {len(name)} "
+                f"characters; a worker name has 1 to {MAX_WORKER_ID} characters"
+            )
+        return name
+    tail = f":{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return socket.gethostname()[: MAX_WORKER_ID - len(tail)] + tail
+
+
 class Worker:
     """Runs jobs from ``queues`` with ``concurrency`` threads until :meth:`stop`.
 
@@ -131,7 +149,7 @@ class Worker:
             name="rescue_interval",
         )
         self.grace = to_seconds(grace, name="grace")
-        self.id = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.id = worker_id(name)
         self.stats = WorkerStats()
         self._store = parts.store
         self._bus = parts.bus
@@ -273,7 +291,7 @@ class Worker:
         self._started = True
         self._store.register_worker(
             worker_id=self.id,
-            hostname=socket.gethostname(),
+            hostname=socket.gethostname()[:255],
             pid=os.getpid(),
             queues=self.queues,
             concurrency=self.concurrency,
