@@ -214,14 +214,19 @@ def test_cancelling_a_running_async_job_cancels_its_task(jobs: JobQueue) -> None
 
 
 def test_an_async_task_past_its_timeout_is_cancelled(jobs: JobQueue) -> None:
+    cancelled: list[bool] = []
+
     @jobs.task(timeout=0.2, max_attempts=1)
     async def slow() -> None:
-        await asyncio.sleep(10)
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(True)  # cut short at its timeout, not waited out
+            raise
 
     job_id = slow.enqueue()
-    started = time.monotonic()
     jobs.drain()
-    assert time.monotonic() - started < 5
+    assert cancelled == [True]
     job = jobs.get(job_id)
     assert job.state is JobState.DISCARDED
     assert job.errors[-1].type == "sqljobs.exceptions.JobTimeout"
@@ -234,7 +239,6 @@ def test_postgresql_enforces_the_timeout_on_statements(jobs: JobQueue) -> None:
         session.execute(text("SELECT pg_sleep(5)"))
 
     job_id = sleeps_in_sql.enqueue()
-    started = time.monotonic()
     jobs.drain()
-    assert time.monotonic() - started < 4
-    assert "statement timeout" in jobs.get(job_id).errors[-1].message
+    # The server cancelled pg_sleep(5) itself: its error names the statement timeout.
+    assert "canceling statement due to statement timeout" in jobs.get(job_id).errors[-1].message
