@@ -188,7 +188,9 @@ def test_after_a_claim_empties_the_queue_the_next_claim_waits_out_the_cooldown(
     found = [(end, got) for _start, end, _asked, got in claims if got]
     assert [got for _end, got in found] == [1] * total  # one job per claim: each drained
     after_drained = [nxt[0] - prev[1] for prev, nxt in pairwise(claims) if prev[3] < prev[2]]
-    assert len(after_drained) >= total - 1
+    # A claim that asked for one job and got it may not have drained the queue, so it is
+    # not counted; most claims ask for more than one.
+    assert len(after_drained) >= total // 2, claims
     # Each claim that emptied the queue is followed by a pause, not by a claim per job.
     assert min(after_drained) >= cooldown - 1e-4, sorted(after_drained)[:5]
 
