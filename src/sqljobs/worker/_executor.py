@@ -185,6 +185,7 @@ class Executor:
         if not task.wants_session:
             try:
                 result = await _cancellable(task.func(**kwargs), task.timeout, ctx)
+                _check_blocked_timeout(task, job, started)
                 return Completed(result=to_json_value(result), persisted=False)
             except BaseException as exc:
                 return map_exception(job, task, _describe_async(exc, task, started, ctx))
@@ -196,6 +197,7 @@ class Executor:
                 connection = await session.connection()
                 await connection.run_sync(begin_write)
             result = await _cancellable(task.func(session=session, **kwargs), task.timeout, ctx)
+            _check_blocked_timeout(task, job, started)
             stored = to_json_value(result)
             completed = await session.run_sync(
                 lambda sync_session: self._store.complete(sync_session, job, stored)
@@ -226,6 +228,20 @@ def _check_timeout(task: Task[Any], started: float) -> None:
                 f"task {task.name} ran {elapsed:.1f}s, over its {task.timeout:g}s timeout; its "
                 "transaction was rolled back"
             )
+
+
+def _check_blocked_timeout(task: Task[Any], job: Job, started: float) -> None:
+    """An async task that blocked the event loop (sync code without ``await``) past its
+    timeout could not be cancelled: fail it before anything commits, and say why."""
+    if task.timeout is not None and time.monotonic() - started > task.timeout:
+        log.warning(
+            "job %s (%s) blocked the event loop past its %gs timeout (sync code without "
+            "await); run blocking code with asyncio.to_thread",
+            job.id,
+            task.name,
+            task.timeout,
+        )
+        _check_timeout(task, started)
 
 
 def _describe(exc: BaseException) -> BaseException:
