@@ -18,7 +18,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstanceState, Session, scoped_session
 
-from .exceptions import InvalidArguments, SerializationError
+from .exceptions import ArgumentsDoNotFit, InvalidArguments, SerializationError
 
 _SESSION_LIKE: tuple[type, ...] = (Session, scoped_session, Connection, Engine)
 try:  # the asyncio extension imports without greenlet installed; be defensive anyway
@@ -202,12 +202,12 @@ class ArgumentSpec:
                 )
         if not self._required.issubset(kwargs):
             missing = [name for name in self.parameters if name in self._required - set(kwargs)]
-            raise InvalidArguments(
+            raise ArgumentsDoNotFit(
                 f"{self.task_name}: missing required argument(s) {', '.join(map(repr, missing))}"
             )
         if not self.accepts_any_keyword and not self._known.issuperset(kwargs):
             unknown = [name for name in kwargs if name not in self._known]
-            raise InvalidArguments(
+            raise ArgumentsDoNotFit(
                 f"{self.task_name}: unexpected argument(s) {', '.join(map(repr, unknown))}; "
                 f"it accepts {', '.join(map(repr, sorted(self._known))) or 'no arguments'}"
             )

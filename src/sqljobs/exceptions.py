@@ -43,6 +43,12 @@ class InvalidArguments(SerializationError):
     """Job arguments do not match the task's signature."""
 
 
+class ArgumentsDoNotFit(InvalidArguments):
+    """Job arguments name a parameter the task does not have, or miss one it requires: at
+    enqueue an error; read back by a worker, the job was likely enqueued by another version
+    of the code (a rolling deploy), so it goes back to the queue for another worker."""
+
+
 class StoreError(SqljobsError):
     """The job store failed to talk to the database."""
 

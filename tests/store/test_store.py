@@ -181,6 +181,7 @@ def test_rescue_requeues_expired_leases_and_counts_the_attempt(jobs: JobQueue) -
         worker_id="dead", queues=["default"], limit=2, lease=timedelta(milliseconds=1)
     )
     assert len(claimed) == 2
+    assert all(jobs.store.mark_started(job) for job in claimed)  # they started, then died
     alive = jobs.store.enqueue(None, [new()])
     jobs.store.claim(worker_id="alive", queues=["default"], limit=1, lease=LEASE)
     threading.Event().wait(0.05)

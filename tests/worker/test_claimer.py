@@ -47,6 +47,7 @@ def test_a_worker_claims_concurrency_plus_prefetch_jobs_and_runs_only_concurrenc
     ids = jobs.enqueue_many(None, [block.prepare(n=n) for n in range(10)])
     with jobs.worker(concurrency=2, prefetch=3, poll_interval=0.02) as worker:
         eventually(lambda: states(jobs, ids).get(JobState.RUNNING) == 5)
+        eventually(lambda: len(started) == 2)
         assert len(started) == 2  # three of the five claimed jobs wait for an executor
         assert states(jobs, ids) == {JobState.RUNNING: 5, JobState.AVAILABLE: 5}
         assert len(worker.running_jobs) == 5

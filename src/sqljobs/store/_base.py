@@ -128,17 +128,21 @@ class StoreBase:
             (driver_error,) if isinstance(driver_error, type) else ()
         )
         skip_locked = self.support.skip_locked
+        variants = [(by_id, by_task) for by_id in (False, True) for by_task in (False, True)]
         self._claim_statements = {
-            by_id: _statements.claim_returning(
+            (by_id, by_task): _statements.claim_returning(
                 skip_locked=skip_locked,
                 by_id=by_id,
+                by_task=by_task,
                 skip_flush_wait=engine.dialect.name == "postgresql",
             )
-            for by_id in (False, True)
+            for by_id, by_task in variants
         }
         self._claimable = {  # for databases without UPDATE ... RETURNING
-            by_id: _statements.claimable(skip_locked=skip_locked, by_id=by_id, whole_rows=True)
-            for by_id in (False, True)
+            (by_id, by_task): _statements.claimable(
+                skip_locked=skip_locked, by_id=by_id, by_task=by_task, whole_rows=True
+            )
+            for by_id, by_task in variants
         }
 
     def __repr__(self) -> str:

@@ -42,7 +42,7 @@ def _as_claimed(job: Job, params: dict[str, Any]) -> Job:
         job,
         state=JobState.RUNNING,
         attempt=job.attempt + 1,
-        started_at=params["p_now"],
+        started_at=None,
         lease_owner=params["p_owner"],
         lease_expires_at=params["p_until"],
         unique_key=None if waiting_only else job.unique_key,
@@ -153,16 +153,18 @@ class JobStore(LeaseStore):
         limit: int,
         lease: timedelta,
         ids: Sequence[int] | None = None,
+        tasks: Sequence[str] | None = None,
     ) -> list[Job]:
-        """Take up to ``limit`` available jobs for ``worker_id`` (see :meth:`stage`).
+        """Take up to ``limit`` available jobs for ``worker_id`` (see :meth:`stage`); with
+        ``tasks``, only jobs of those tasks (a worker claims only what it can run).
 
         No two workers ever get the same job: PostgreSQL and MariaDB skip rows another
         claimer has locked; SQLite claims under its single write lock.
         """
-        if limit <= 0 or not queues:
+        if limit <= 0 or not queues or (tasks is not None and not tasks):
             return []
 
-        params = self._claim_params(worker_id, queues, limit)
+        params = self._claim_params(worker_id, queues, limit, tasks)
         if ids is not None:
             params["p_only"] = list(ids)
 
@@ -174,11 +176,11 @@ class JobStore(LeaseStore):
     def _claim_in(self, conn: Connection, params: dict[str, Any], lease: timedelta) -> list[Job]:
         now = utcnow()
         params.update(p_now=now, p_until=now + lease)
-        by_id = "p_only" in params
+        variant = ("p_only" in params, "p_tasks" in params)
         if self.support.update_returning:
-            claimed = [row_to_job(r) for r in conn.execute(self._claim_statements[by_id], params)]
+            claimed = [row_to_job(r) for r in conn.execute(self._claim_statements[variant], params)]
         else:  # MySQL: lock the rows, mark them, and derive what the UPDATE made of them
-            rows = [row_to_job(r) for r in conn.execute(self._claimable[by_id], params)]
+            rows = [row_to_job(r) for r in conn.execute(self._claimable[variant], params)]
             if not rows:
                 return []
             params["p_chosen"] = [job.id for job in rows]
@@ -188,7 +190,13 @@ class JobStore(LeaseStore):
         return claimed
 
     def claim_limited(
-        self, *, worker_id: str, queue: str, limit: int, lease: timedelta
+        self,
+        *,
+        worker_id: str,
+        queue: str,
+        limit: int,
+        lease: timedelta,
+        tasks: Sequence[str] | None = None,
     ) -> list[Job]:
         """Claim from a queue with a global concurrency limit and/or a rate limit.
 
@@ -200,7 +208,9 @@ class JobStore(LeaseStore):
         def work(conn: Connection) -> list[Job]:
             settings = conn.execute(_statements.LOCK_QUEUE, {"p_queue": queue}).first()
             if settings is None:
-                return self._claim_in(conn, self._claim_params(worker_id, [queue], limit), lease)
+                return self._claim_in(
+                    conn, self._claim_params(worker_id, [queue], limit, tasks), lease
+                )
             allowance = limit
             now = utcnow()
             if settings.global_limit is not None:
@@ -214,7 +224,8 @@ class JobStore(LeaseStore):
                 allowance = min(allowance, settings.rate_limit - window_count)
             if allowance <= 0:
                 return []
-            claimed = self._claim_in(conn, self._claim_params(worker_id, [queue], allowance), lease)
+            params = self._claim_params(worker_id, [queue], allowance, tasks)
+            claimed = self._claim_in(conn, params, lease)
             if settings.rate_limit is not None and claimed:
                 conn.execute(
                     _statements.COUNT_STARTS,
@@ -229,8 +240,13 @@ class JobStore(LeaseStore):
         return self.run(work, what="claim")
 
     @staticmethod
-    def _claim_params(worker_id: str, queues: Sequence[str], limit: int) -> dict[str, Any]:
-        return {"p_queues": list(queues), "p_limit": limit, "p_owner": worker_id}
+    def _claim_params(
+        worker_id: str, queues: Sequence[str], limit: int, tasks: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        params = {"p_queues": list(queues), "p_limit": limit, "p_owner": worker_id}
+        if tasks is not None:
+            params["p_tasks"] = sorted(tasks)
+        return params
 
     def configure_queue(
         self,
@@ -315,15 +331,18 @@ class JobStore(LeaseStore):
             values.update(state=JobState.RETRYABLE.value, run_at=retry_at)
         return self._set_outcome(job, values, "fail")
 
-    def snooze(self, job: Job, run_at: datetime) -> bool:
-        """Put the job back for ``run_at`` without counting the attempt."""
-        values = {
+    def snooze(self, job: Job, run_at: datetime, *, note: JobError | None = None) -> bool:
+        """Put the job back for ``run_at`` without counting the attempt (recording ``note``
+        with its errors)."""
+        values: dict[str, Any] = {
             "state": JobState.SCHEDULED.value,
             "attempt": _jobs.c.attempt - 1,
             "run_at": run_at,
             "lease_owner": None,
             "lease_expires_at": None,
         }
+        if note is not None:
+            values["errors"] = _errors_with(job, note)
         return self._set_outcome(job, values, "snooze")
 
     def cancel_running(self, job: Job, error: JobError) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -15,7 +15,7 @@ from .._utils import utcnow
 from ..exceptions import StoreError
 from ..jobs import Job, JobError, JobState
 from . import _statements
-from ._base import _errors_with, _jobs, _owned_by, _workers, row_to_job
+from ._base import _errors_with, _jobs, _owned_by, _owner_params, _workers, row_to_job
 from ._inspection import InspectionStore
 
 log = logging.getLogger("sqljobs.store")
@@ -48,6 +48,12 @@ class LeaseStore(InspectionStore):
         return self.run(work, what="release") if owned else 0
 
     # -- leases --------------------------------------------------------------------------
+
+    def mark_started(self, job: Job) -> bool:
+        """Record that ``job``'s attempt starts now; False if this worker no longer holds it
+        (cancelled, rescued or released meanwhile): then it must not start."""
+        params = {**_owner_params(job), "p_now": utcnow()}
+        return self._rowcount(_statements.MARK_STARTED, "start", params, single_statement=True) == 1
 
     def heartbeat(
         self,
@@ -101,7 +107,9 @@ class LeaseStore(InspectionStore):
         self._rowcount(statement, "save progress")
 
     def rescue(self, *, limit: int = 100) -> list[int]:
-        """Requeue running jobs whose lease expired (their worker died); counts the attempt."""
+        """Requeue running jobs whose lease expired (their worker died); counts the attempt,
+        unless the job never started (``started_at`` unset: the claim's answer never reached
+        its worker, or it waited in a worker's prefetch): that attempt is given back."""
 
         def work(conn: Connection) -> list[int]:
             now = utcnow()
@@ -116,6 +124,12 @@ class LeaseStore(InspectionStore):
                 query = query.with_for_update(skip_locked=True)
             rescued = []
             for job in (row_to_job(r) for r in conn.execute(query)):
+                if job.started_at is None:
+                    conn.execute(
+                        update(_jobs).where(_owned_by(job)).values(_never_started(job, now))
+                    )
+                    rescued.append(job.id)
+                    continue
                 error = JobError(
                     attempt=job.attempt,
                     at=now,
@@ -171,3 +185,25 @@ class LeaseStore(InspectionStore):
     def prune_workers(self, *, silent_for: timedelta) -> int:
         statement = delete(_workers).where(_workers.c.heartbeat_at < utcnow() - silent_for)
         return self._rowcount(statement, "prune workers")
+
+
+def _never_started(job: Job, now: datetime) -> dict[str, Any]:
+    """Rescue of a claimed job that never started: back to the queue, attempt not counted,
+    with a note saying so."""
+    note = JobError(
+        attempt=job.attempt,
+        at=now,
+        type="NeverStarted",
+        message=f"claimed by worker {job.lease_owner}, which never started it (the claim's "
+        "answer was lost, or the worker died first); back in the queue, the attempt not "
+        "counted",
+        traceback="",
+    )
+    return {
+        "state": JobState.AVAILABLE.value,
+        "attempt": _jobs.c.attempt - 1,
+        "errors": _errors_with(job, note),
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "run_at": now,
+    }

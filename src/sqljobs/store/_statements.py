@@ -245,16 +245,21 @@ WORKER_ALIVE = (
 RUNNING_VALUES: dict[str, Any] = {
     "state": JobState.RUNNING.value,
     "attempt": _jobs.c.attempt + 1,
-    "started_at": bindparam("p_now", type_=UTCDateTime),
+    # Set when the worker starts the job (MARK_STARTED), not at the claim: a claim whose
+    # answer never reached its worker leaves it NULL, and rescue gives that attempt back.
+    "started_at": None,
     "lease_owner": bindparam("p_owner", type_=String),
     "lease_expires_at": bindparam("p_until", type_=UTCDateTime),
     "unique_key": KEY_WHILE_ACTIVE,
 }
 
 
-def claimable(*, skip_locked: bool, by_id: bool, whole_rows: bool = False) -> Any:
+def claimable(
+    *, skip_locked: bool, by_id: bool, whole_rows: bool = False, by_task: bool = False
+) -> Any:
     """``SELECT id`` (or whole rows) of the next available jobs in claim order (an
-    index-ordered scan)."""
+    index-ordered scan). ``by_task``: only jobs of the tasks in ``p_tasks`` (those the worker
+    has registered), a filter on the rows the same index scan reads."""
     query = (
         (select(_jobs) if whole_rows else select(_jobs.c.id))
         .where(_jobs.c.queue.in_(bindparam("p_queues", expanding=True)))
@@ -264,6 +269,8 @@ def claimable(*, skip_locked: bool, by_id: bool, whole_rows: bool = False) -> An
     )
     if by_id:
         query = query.where(_jobs.c.id.in_(bindparam("p_only", expanding=True)))
+    if by_task:
+        query = query.where(_jobs.c.task.in_(bindparam("p_tasks", expanding=True)))
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     return query
@@ -280,12 +287,15 @@ _CLAIM_WITHOUT_FLUSH_WAIT = func.set_config("synchronous_commit", "off", True).l
 )
 
 
-def claim_returning(*, skip_locked: bool, by_id: bool, skip_flush_wait: bool = False) -> Any:
+def claim_returning(
+    *, skip_locked: bool, by_id: bool, by_task: bool = False, skip_flush_wait: bool = False
+) -> Any:
     """Claim in one statement: ``UPDATE ... WHERE id IN (claimable) RETURNING *``."""
     extra = [_CLAIM_WITHOUT_FLUSH_WAIT] if skip_flush_wait else []
+    chosen = claimable(skip_locked=skip_locked, by_id=by_id, by_task=by_task)
     return (
         update(_jobs)
-        .where(_jobs.c.id.in_(claimable(skip_locked=skip_locked, by_id=by_id)))
+        .where(_jobs.c.id.in_(chosen))
         .values(RUNNING_VALUES)
         .returning(*_jobs.c, *extra)
     )
@@ -296,4 +306,8 @@ CLAIM_SELECTED = (
     .where(_jobs.c.id.in_(bindparam("p_chosen", expanding=True)))
     .values(RUNNING_VALUES)
 )
+#: The worker starts a job only if it still holds it (not cancelled, rescued or released
+#: meanwhile, e.g. while it waited in prefetch): a cancelled job never starts.
+MARK_STARTED = update(_jobs).where(OWNED).values(started_at=bindparam("p_now", type_=UTCDateTime))
+
 SELECT_BY_IDS = select(_jobs).where(_jobs.c.id.in_(bindparam("p_chosen", expanding=True)))

@@ -218,10 +218,17 @@ class Claimer:
                 and (row["global_limit"] is not None or row["rate_limit"] is not None)
             }
             self._settings_expire = time.monotonic() + SETTINGS_REFRESH
+        # Only tasks this worker knows: in a rolling deploy, an old worker leaves jobs of new
+        # tasks to the new workers instead of failing them.
+        tasks = list(self._registry)
         special = [q for q in self._queues if q in self._limited or self._local_limits.get(q)]
         if not special:
             return self._store.claim(
-                worker_id=self._worker_id, queues=self._queues, limit=free, lease=self._lease
+                worker_id=self._worker_id,
+                queues=self._queues,
+                limit=free,
+                lease=self._lease,
+                tasks=tasks,
             )
         running, holding = self._held.occupancy()
         # A limited queue's jobs count against its limit from their claim, so they are not
@@ -238,11 +245,19 @@ class Claimer:
                 continue
             if queue in self._limited:
                 claimed += self._store.claim_limited(
-                    worker_id=self._worker_id, queue=queue, limit=room, lease=self._lease
+                    worker_id=self._worker_id,
+                    queue=queue,
+                    limit=room,
+                    lease=self._lease,
+                    tasks=tasks,
                 )
             else:
                 claimed += self._store.claim(
-                    worker_id=self._worker_id, queues=[queue], limit=room, lease=self._lease
+                    worker_id=self._worker_id,
+                    queues=[queue],
+                    limit=room,
+                    lease=self._lease,
+                    tasks=tasks,
                 )
         plain = [q for q in self._queues if q not in special]
         if plain and free > len(claimed):
@@ -251,5 +266,6 @@ class Claimer:
                 queues=plain,
                 limit=free - len(claimed),
                 lease=self._lease,
+                tasks=tasks,
             )
         return claimed

@@ -63,6 +63,7 @@ def drain(
     worker_id = f"drain:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     chosen = list(queues) if queues else known_queues()
     result = DrainResult()
+    put_back: set[int] = set()
     while max_jobs is None or result.total < max_jobs:
         store.stage(until=utcnow() + _FOREVER if include_scheduled else None)
         claimed = store.claim(
@@ -77,5 +78,11 @@ def drain(
         if not claimed:
             break
         job = claimed[0]
-        result.record(job, runner.run(job))
+        if job.id in put_back:  # it does not fit this code: do not loop on it
+            store.release([job])
+            break
+        outcome = runner.run(job)
+        if isinstance(outcome, Snoozed) and outcome.note is not None:
+            put_back.add(job.id)
+        result.record(job, outcome)
     return result

@@ -23,6 +23,7 @@ from .._arguments import to_json_value
 from .._utils import to_timedelta, utcnow
 from ..context import JobContext
 from ..exceptions import (
+    ArgumentsDoNotFit,
     Cancel,
     InvalidArguments,
     JobTimeout,
@@ -81,6 +82,30 @@ def map_exception(job: Job, task: Task[Any] | None, exc: BaseException) -> Outco
     return Failed(error=error, retry_at=utcnow() + delay)
 
 
+#: A job whose arguments do not fit this worker's task goes back for this long, doubling with
+#: each such note on the job, up to :data:`MISFIT_MAX_DELAY` seconds.
+MISFIT_DELAY = 5.0
+MISFIT_MAX_DELAY = 300.0
+
+
+def does_not_fit(job: Job, exc: ArgumentsDoNotFit) -> Snoozed:
+    """The job's arguments do not fit this worker's version of its task (a parameter added or
+    removed by a deploy still rolling out): back to the queue for another worker, the attempt
+    not counted, with a note in its errors. Never discarded: an operator sees the notes and
+    cancels or deletes a job no version will run."""
+    misfits = sum(1 for error in job.errors if error.type == "ArgumentsDoNotFit")
+    delay = min(MISFIT_DELAY * 2**misfits, MISFIT_MAX_DELAY)
+    note = JobError(
+        attempt=job.attempt,
+        at=utcnow(),
+        type="ArgumentsDoNotFit",
+        message=f"{exc}; back in the queue for {delay:g}s for a worker whose version of the "
+        "task fits (attempt not counted)"[:_MAX_MESSAGE],
+        traceback="",
+    )
+    return Snoozed(run_at=utcnow() + timedelta(seconds=delay), note=note)
+
+
 class Executor:
     """Resolves a job's task, calls it with a fresh session, and reports an Outcome."""
 
@@ -107,6 +132,8 @@ class Executor:
         try:
             task = self._registry[job.task]
             kwargs = task.arguments.bind_stored(job.args)
+        except ArgumentsDoNotFit as exc:
+            return does_not_fit(job, exc)
         except (TaskNotRegistered, InvalidArguments) as exc:
             return map_exception(job, None, exc)
         ctx = ctx or JobContext(job)
@@ -158,6 +185,7 @@ class Executor:
         if not task.wants_session:
             try:
                 result = await _cancellable(task.func(**kwargs), task.timeout, ctx)
+                _check_blocked_timeout(task, job, started)
                 return Completed(result=to_json_value(result), persisted=False)
             except BaseException as exc:
                 return map_exception(job, task, _describe_async(exc, task, started, ctx))
@@ -169,6 +197,7 @@ class Executor:
                 connection = await session.connection()
                 await connection.run_sync(begin_write)
             result = await _cancellable(task.func(session=session, **kwargs), task.timeout, ctx)
+            _check_blocked_timeout(task, job, started)
             stored = to_json_value(result)
             completed = await session.run_sync(
                 lambda sync_session: self._store.complete(sync_session, job, stored)
@@ -199,6 +228,20 @@ def _check_timeout(task: Task[Any], started: float) -> None:
                 f"task {task.name} ran {elapsed:.1f}s, over its {task.timeout:g}s timeout; its "
                 "transaction was rolled back"
             )
+
+
+def _check_blocked_timeout(task: Task[Any], job: Job, started: float) -> None:
+    """An async task that blocked the event loop (sync code without ``await``) past its
+    timeout could not be cancelled: fail it before anything commits, and say why."""
+    if task.timeout is not None and time.monotonic() - started > task.timeout:
+        log.warning(
+            "job %s (%s) blocked the event loop past its %gs timeout (sync code without "
+            "await); run blocking code with asyncio.to_thread",
+            job.id,
+            task.name,
+            task.timeout,
+        )
+        _check_timeout(task, started)
 
 
 def _describe(exc: BaseException) -> BaseException:

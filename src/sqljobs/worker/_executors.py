@@ -96,6 +96,8 @@ class ExecutorPool:
         handed_over = False
         entry = self._held.start(job)
         try:
+            if entry is None or not self._runner.start(job):
+                return  # given back (stale in prefetch), cancelled or rescued: never starts
             outcome, duration = self._runner.execute(job, entry.ctx if entry else None)
             self._on_ran(duration)
             if isinstance(outcome, Completed) and not outcome.persisted:

@@ -73,10 +73,15 @@ class Heartbeat:
         entries = self._held.entries()
         # A job past its timeout is not renewed: if its thread hangs for good, the lease runs
         # out and another worker (or this one) rescues the job.
+        # A job waiting in prefetch for longer than a lease (behind a hung task) is not
+        # renewed either: it expires and is rescued without costing an attempt (it never
+        # started), for an idle worker to take; if an executor gets to it first, its start
+        # finds it no longer held and skips it.
         renew = [
             job_id
             for job_id, entry in entries
-            if entry.deadline is None or now < entry.deadline + lease_seconds
+            if (entry.started is not None or now < entry.claimed + lease_seconds)
+            and (entry.deadline is None or now < entry.deadline + lease_seconds)
         ]
         progress = [
             (job_id, *reported)

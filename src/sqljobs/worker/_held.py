@@ -8,7 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..context import JobContext
 from ..jobs import Job
@@ -25,6 +25,8 @@ class HeldJob:
     deadline: float | None = None
     #: Ran; its completion waits for the completer's next batch.
     ran: bool = False
+    #: When it was claimed (monotonic): a job waiting longer is given back (see Heartbeat).
+    claimed: float = field(default_factory=time.monotonic)
 
     def start(self) -> None:
         self.started = time.monotonic()

@@ -32,7 +32,11 @@ class Cancelled:
 
 @dataclass(frozen=True, slots=True)
 class Snoozed:
+    """Back to the queue for ``run_at``, the attempt not counted; ``note`` is recorded with
+    the job's errors (e.g. its arguments do not fit this worker's version of the task)."""
+
     run_at: datetime
+    note: JobError | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,8 @@ class JobRunner:
     def run(self, job: Job) -> Outcome:
         """Execute ``job`` and store its outcome (and last progress). Store errors propagate
         (the lease then expires and the job is rescued)."""
+        if not self.start(job):
+            return LeaseLost()
         ctx = JobContext(job)
         outcome, duration = self.execute(job, ctx)
         stored = self.persist(job, outcome, duration)
@@ -34,6 +36,14 @@ class JobRunner:
         if progress is not None:
             self._store.save_progress(job.id, *progress)
         return stored
+
+    def start(self, job: Job) -> bool:
+        """Record the attempt's start; False (do not run it) if the job was cancelled,
+        rescued or released since its claim. Store errors propagate."""
+        if self._store.mark_started(job):
+            return True
+        log.info("job %s (%s) was cancelled or taken back before it started", job.id, job.task)
+        return False
 
     def execute(self, job: Job, ctx: JobContext | None = None) -> tuple[Outcome, float]:
         """Run the task; nothing is stored yet unless its own session committed it."""
@@ -70,7 +80,7 @@ class JobRunner:
         if isinstance(outcome, Cancelled):
             return self._store.cancel_running(job, outcome.error)
         if isinstance(outcome, Snoozed):
-            return self._store.snooze(job, outcome.run_at)
+            return self._store.snooze(job, outcome.run_at, note=outcome.note)
         return False
 
     def _report(self, job: Job, outcome: Outcome, duration: float) -> None:
