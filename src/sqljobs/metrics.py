@@ -216,9 +216,10 @@ class JobMetrics:
 
     def _on_started(self, _name: str, data: dict[str, Any]) -> None:
         job: Job = data["job"]
-        if job.started_at is not None:
-            waited = (job.started_at - job.run_at).total_seconds()
-            self.pickup_latency.labels(job.queue, job.task).observe(max(waited, 0.0))
+        # The attempt starts now (a claimed job's snapshot has no started_at until it runs).
+        started = job.started_at or utcnow()
+        waited = (started - job.run_at).total_seconds()
+        self.pickup_latency.labels(job.queue, job.task).observe(max(waited, 0.0))
 
     def _on_finished(self, name: str, data: dict[str, Any]) -> None:
         job: Job = data["job"]

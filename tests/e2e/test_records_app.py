@@ -233,8 +233,10 @@ def test_sigkill_with_jobs_pending_then_restart_runs_every_job_exactly_once(
         # and (rarely, with this short lease on a loaded machine) a heartbeat that came late;
         # either way the attempt's writes were rolled back, as refresh_count == 1 shows.
         errors = [e["type"] for e in job["errors"]]
-        assert set(errors) <= {"LeaseExpired"}, job
-        assert job["attempt"] == 1 + len(errors), job
+        # NeverStarted: claimed (prefetched) but not started when the server died; such a
+        # rescue gives its attempt back.
+        assert set(errors) <= {"LeaseExpired", "NeverStarted"}, job
+        assert job["attempt"] == 1 + errors.count("LeaseExpired"), job
         if job_id in running_at_kill:  # its killed attempt left nothing; a rescue redid it
             assert errors, job
 

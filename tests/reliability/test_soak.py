@@ -74,11 +74,11 @@ def test_soak_resources_stay_flat(
     eventually(lambda: finished(rel_app), timeout=3500, interval=1)
     elapsed = time.monotonic() - started
     # The steady state while the workers idle afterwards counts too (nothing piles up):
-    # wait for each worker to take three samples after the last job finished.
+    # wait for each worker to take ten samples after the last job finished.
     done_at = time.time()
     for path in files:
         eventually(
-            lambda path=path: sum(s["t"] > done_at for s in read_samples(path)) >= 3,  # type: ignore[misc]
+            lambda path=path: sum(s["t"] > done_at for s in read_samples(path)) >= 10,  # type: ignore[misc]
             timeout=60,
             interval=0.1,
         )
