@@ -93,9 +93,12 @@ class JobContext:
     def set_progress(self, fraction: float, message: str = "") -> None:
         """Report how far the job is (0.0 to 1.0). Cheap to call often: the worker stores
         the latest value at most about once a second, never from the task's transaction."""
-        if not isinstance(fraction, (int, float)) or not math.isfinite(fraction):
-            raise ValueError(f"progress is a number between 0 and 1, got {fraction!r}")
-        if isinstance(fraction, bool) or not 0 <= fraction <= 1:
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, (int, float))
+            or not math.isfinite(fraction)
+            or not 0 <= fraction <= 1
+        ):
             raise ValueError(f"progress is a number between 0 and 1, got {fraction!r}")
         if not isinstance(message, str):
             raise ValueError(f"progress message is a str, got {type(message).__name__}")

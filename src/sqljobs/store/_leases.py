@@ -83,19 +83,17 @@ class LeaseStore(InspectionStore):
         # Progress is stored per job, after the leases: one job's unstorable value fails
         # only that job's progress, never the other jobs' lease renewal.
         for job_id, fraction, message in progress:
-            params = {"p_id": job_id, "p_owner": worker_id, "p_progress": fraction}
-            row = {**params, "p_message": message}
+            row = {
+                "p_id": job_id,
+                "p_owner": worker_id,
+                "p_progress": fraction,
+                "p_message": message,
+            }
             try:
-                self._rowcount_params(row)
+                self._rowcount(_statements.SAVE_PROGRESS, "save progress", row)
             except StoreError as exc:
                 log.warning("progress of job %s not stored: %s", job_id, exc)
         return lost
-
-    def _rowcount_params(self, row: dict[str, Any]) -> None:
-        def work(conn: Connection) -> None:
-            conn.execute(_statements.SAVE_PROGRESS, row)
-
-        self.run(work, what="save progress")
 
     def save_progress(self, job_id: int, fraction: float, message: str) -> None:
         """Store a job's last progress whatever its state (after ``drain()`` ran it)."""

@@ -98,13 +98,12 @@ class ExecutorPool:
         try:
             if entry is None or not self._runner.start(job):
                 return  # given back (stale in prefetch), cancelled or rescued: never starts
-            outcome, duration = self._runner.execute(job, entry.ctx if entry else None)
+            outcome, duration = self._runner.execute(job, entry.ctx)
             self._on_ran(duration)
             if isinstance(outcome, Completed) and not outcome.persisted:
                 # Session-less tasks are completed in batches by the completer thread; the
                 # job keeps its lease (and heartbeats) until that commit.
-                if entry is not None:
-                    self._held.mark_ran(entry)
+                self._held.mark_ran(entry)
                 self._completer.submit(job, outcome, duration)
                 handed_over = True
             else:
