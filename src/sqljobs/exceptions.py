@@ -57,6 +57,12 @@ class JobNotFound(StoreError):
     """No job has this id."""
 
 
+class OutcomeUnknown(StoreError):
+    """The connection was lost after a write was sent and before the database answered: it
+    may or may not have committed. sqljobs does not repeat such a write on its own, since
+    repeating it could store it twice."""
+
+
 class SchemaNotReady(StoreError):
     """The sqljobs tables are missing: call ``jobs.create_schema()`` or run your migrations."""
 

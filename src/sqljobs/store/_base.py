@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .._utils import utcnow
-from ..exceptions import SchemaNotReady, StoreError
+from ..exceptions import OutcomeUnknown, SchemaNotReady, StoreError
 from ..jobs import FINISHED_STATES, Job, JobError, JobState
 from ..schema import jobs_table, metadata, queues_table, workers_table
 from . import _dialects, _statements
@@ -177,6 +177,7 @@ class StoreBase:
         what: str = "job store",
         single_statement: bool = False,
         read_only: bool = False,
+        repeatable: bool = True,
     ) -> T:
         """Run ``work`` in its own short transaction, retrying deadlocks and busy errors.
 
@@ -185,17 +186,25 @@ class StoreBase:
         ``read_only`` work does not take SQLite's write lock: in WAL mode a reader never waits
         for the writers (a job session may hold that lock for its whole run), so lookups,
         listings and counts answer at once.
+        Work that is not ``repeatable`` (running it twice would write twice) is not run again
+        when the connection drops after it was sent, since it may have committed: that raises
+        :class:`OutcomeUnknown`. Errors the database answered (deadlock, busy) rolled it back
+        and are retried as for any work.
         """
         engine = self._autocommit_engine if single_statement else self._bookkeeping_engine
         for attempt in range(1, _TRANSIENT_RETRIES + 1):
+            sent = False
             try:
                 with engine.connect() as conn:
                     if not read_only:
                         _dialects.begin_write(conn)
+                    sent = True
                     result = work(conn)
                     conn.commit()
                     return result
             except DBAPIError as exc:
+                if sent and not repeatable and exc.connection_invalidated:
+                    raise self._outcome_unknown(what, exc) from exc
                 if _dialects.is_transient(exc) and attempt < _TRANSIENT_RETRIES:
                     time.sleep(min(0.01 * 2**attempt, 0.5))
                     continue
@@ -203,6 +212,8 @@ class StoreBase:
             except SQLAlchemyError as exc:
                 raise self.wrap(exc, what) from exc
             except self._raw_driver_errors as exc:
+                if sent and not repeatable:
+                    raise self._outcome_unknown(what, exc) from exc
                 # A driver error SQLAlchemy did not wrap: e.g. setting the isolation level of
                 # a pooled connection the server killed (MariaDB KILL). The pool has
                 # discarded that connection; the next attempt gets a new one.
@@ -211,6 +222,17 @@ class StoreBase:
                     continue
                 raise StoreError(f"{what} failed: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _outcome_unknown(what: str, exc: Exception) -> OutcomeUnknown:
+        lines = str(getattr(exc, "orig", exc)).strip().splitlines()
+        cause = lines[0] if lines else type(exc).__name__
+        return OutcomeUnknown(
+            f"{what}: the connection to the database was lost after the write was sent, so "
+            f"it may or may not have committed ({cause}). sqljobs does not repeat it, which "
+            "could store it twice: look it up before writing it again, or give the task a "
+            "Unique(...) key, whose enqueues sqljobs repeats safely on its own."
+        )
 
     @staticmethod
     def wrap(exc: SQLAlchemyError, what: str) -> StoreError:

@@ -75,7 +75,9 @@ class JobStore(LeaseStore):
                 return [int(target.execute(_statements.INSERT_AND_NOTIFY, params).scalar_one())]
 
             if executor is None:
-                return self.run(insert_notify, what="enqueue", single_statement=True)
+                return self.run(
+                    insert_notify, what="enqueue", single_statement=True, repeatable=False
+                )
             try:
                 return insert_notify(executor)
             except SQLAlchemyError as exc:
@@ -104,7 +106,10 @@ class JobStore(LeaseStore):
             return [int(result.inserted_primary_key[0]) for result in inserted]
 
         if executor is None:
-            return self.run(insert_rows, what="enqueue")
+            # Inserting again after a lost answer could store the jobs twice, unless each row
+            # has a unique key: then the second insert finds the first.
+            repeatable = all(r["unique_key"] for r in rows)
+            return self.run(insert_rows, what="enqueue", repeatable=repeatable)
         try:
             return insert_rows(executor)
         except SQLAlchemyError as exc:
