@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import logging
+import sys
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -211,10 +214,22 @@ class TaskRegistry(Mapping[str, Task[Any]]):
         try:
             return self._tasks[name]
         except KeyError:
-            raise TaskNotRegistered(
-                f"no task named {name!r} is registered in this process; import the module that "
-                "defines it before starting the worker"
-            ) from None
+            raise TaskNotRegistered(self._not_registered(name)) from None
+
+    def _not_registered(self, name: str) -> str:
+        message = (
+            f"no task named {name!r} is registered in this process; import the module that "
+            "defines it before starting the worker"
+        )
+        if name.startswith("__main__."):
+            message += (
+                ". The job was enqueued by a task defined in a script run as __main__: give "
+                "the task an explicit name= (or define it in a module both import)"
+            )
+        close = difflib.get_close_matches(name, list(self._tasks), n=3, cutoff=0.6)
+        if close:
+            message += f"; registered tasks with similar names: {', '.join(map(repr, close))}"
+        return message
 
     def get(self, name: str, default: Any = None) -> Any:
         return self._tasks.get(name, default)
@@ -233,8 +248,34 @@ class TaskRegistry(Mapping[str, Task[Any]]):
         return [task for task in self._tasks.values() if task.queue in wanted]
 
 
+log = logging.getLogger("sqljobs")
+
+
 def default_task_name(func: Callable[..., Any]) -> str:
-    return f"{func.__module__}.{func.__qualname__}"
+    """``module.qualname``; for a function of a script run as ``__main__``, the name its
+    module has when a worker imports it (``python app.py`` -> ``app``), since no worker can
+    run a task named ``__main__.x``."""
+    module = func.__module__
+    if module == "__main__":
+        module = _importable_main_name() or module
+        log.warning(
+            "task %s is defined in a script run as __main__; it is stored as %r, the name a "
+            "worker that imports the module %r knows it by. Define tasks in a module that the "
+            "app and the worker both import, or pass name= to @jobs.task",
+            func.__qualname__,
+            f"{module}.{func.__qualname__}",
+            module,
+        )
+    return f"{module}.{func.__qualname__}"
+
+
+def _importable_main_name() -> str | None:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return str(spec.name)  # python -m package.module
+    path = getattr(main, "__file__", None)
+    return Path(path).stem if path else None
 
 
 def make_backoff(value: Backoff | timedelta | float | None) -> Backoff:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
@@ -84,3 +87,58 @@ def test_jobqueue_needs_a_bound_sessionmaker() -> None:
         JobQueue(sessionmaker())
     with pytest.raises(ConfigurationError, match="sessionmaker"):
         JobQueue(object())  # type: ignore[arg-type]
+
+
+def test_unknown_task_lookup_names_registered_tasks_with_close_names(jobs: JobQueue) -> None:
+    @jobs.task(name="billing.send_invoice")
+    def send_invoice() -> None: ...
+
+    with pytest.raises(TaskNotRegistered, match="similar names: 'billing.send_invoice'"):
+        jobs.registry["billing.send_invoices"]
+
+
+def test_a_job_of_a_main_script_task_says_to_name_the_task(jobs: JobQueue) -> None:
+    with pytest.raises(TaskNotRegistered, match=r"script run as __main__: give the task .*name="):
+        jobs.registry["__main__.mark_done"]
+
+
+SCRIPT = """
+import logging
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+from sqljobs import JobQueue
+
+logging.basicConfig(format="%(levelname)s %(message)s")
+jobs = JobQueue(sessionmaker(create_engine("sqlite://")))
+
+@jobs.task
+def mark_done(record_id: int) -> None: ...
+
+@jobs.task(name="explicit.name")
+def named() -> None: ...
+
+print(sorted(jobs.registry))
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_a_task_of_a_script_run_as_main_gets_the_name_a_worker_imports_it_by(
+    tmp_path: Path, how: str
+) -> None:
+    package = tmp_path / "myapp"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "tasks.py").write_text(SCRIPT)
+    command = (
+        [sys.executable, str(package / "tasks.py")]
+        if how == "script"
+        else [sys.executable, "-m", "myapp.tasks"]
+    )
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    expected = "tasks.mark_done" if how == "script" else "myapp.tasks.mark_done"
+    assert done.stdout.strip() == repr(sorted(["explicit.name", expected]))
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1
+    assert "mark_done is defined in a script run as __main__" in warnings[0]
+    assert f"stored as '{expected}'" in warnings[0]
