@@ -64,7 +64,7 @@ class OutcomeUnknown(StoreError):
 
 
 class SchemaNotReady(StoreError):
-    """The sqljobs tables are missing: call ``jobs.create_schema()`` or run your migrations."""
+    """The sqljobs tables are missing: call jobs.create_schema() or run your migrations."""
 
 
 #: The longest delay Retry and Snooze accept (a year); longer is surely a unit mistake.

@@ -6,9 +6,9 @@ import difflib
 import inspect
 import logging
 import sys
-from pathlib import Path
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._arguments import ArgumentSpec

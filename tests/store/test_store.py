@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from sqljobs import JobNotFound, JobQueue, JobState, SchemaNotReady
@@ -270,8 +272,46 @@ def test_enqueue_in_a_rolled_back_session_leaves_nothing(
 
 def test_missing_tables_give_a_clear_error(jobs: JobQueue) -> None:
     jobs.drop_schema()
-    with pytest.raises(SchemaNotReady, match="create_schema"):
+    with pytest.raises(SchemaNotReady) as missing:
         jobs.get(1)
+    message = str(missing.value)
+    where = jobs.engine.url.render_as_string(hide_password=True)
+    assert f"the sqljobs tables are missing in {where}" in message
+    for way in ("jobs.create_schema()", "`sqljobs create-schema module:jobs`", "alembic upgrade"):
+        assert way in message
+    assert "``" not in message
+
+
+@pytest.mark.dialects("postgresql")
+def test_missing_tables_name_the_database_without_its_password(db_url: str) -> None:
+    url = make_url(db_url).set(password="s3cret-pw")
+    engine = create_engine(url)  # trust auth: the password is not checked
+    try:
+        with pytest.raises(SchemaNotReady) as missing:
+            JobQueue(sessionmaker(engine)).get(1)
+    finally:
+        engine.dispose()
+    assert "s3cret-pw" not in str(missing.value)
+    assert f"/{url.database}:" in str(missing.value)
+
+
+@pytest.mark.dialects("sqlite")
+def test_a_relative_sqlite_path_read_from_another_directory_is_named_and_warned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    engine = create_engine("sqlite:///app.db")
+    try:
+        with pytest.raises(SchemaNotReady) as missing:
+            JobQueue(sessionmaker(engine)).store.check_ready()
+    finally:
+        engine.dispose()
+    assert f"(the file {elsewhere / 'app.db'}: a relative path" in str(missing.value)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"the SQLite database file {elsewhere / 'app.db'} does not exist" in warning
+    assert str(elsewhere) in warning.split("current directory")[1]
 
 
 @pytest.mark.dialects("sqlite")

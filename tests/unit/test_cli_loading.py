@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,11 +56,17 @@ def test_a_bare_module_with_one_queue_is_enough(app_dir: Path) -> None:
 
 
 def test_a_bare_module_with_no_or_several_queues_says_which_to_name(app_dir: Path) -> None:
-    with pytest.raises(SqljobsError, match="holds no sqljobs.JobQueue; pass module:attribute"):
+    with pytest.raises(
+        SqljobsError, match=re.escape("holds no sqljobs.JobQueue; pass module:attribute")
+    ):
         load_queue("shop.none")
-    with pytest.raises(SqljobsError, match="several JobQueues; pass one of shop.two:mail, "):
+    with pytest.raises(
+        SqljobsError, match=re.escape("several JobQueues; pass one of shop.two:mail, ")
+    ):
         load_queue("shop.two")
-    with pytest.raises(SqljobsError, match="several JobQueues; pass one of shop.tasks:imported"):
+    with pytest.raises(
+        SqljobsError, match=re.escape("several JobQueues; pass one of shop.tasks:imported")
+    ):
         load_queue("shop.tasks")
 
 

@@ -120,9 +120,7 @@ def _import_error(module_name: str, exc: BaseException) -> SqljobsError:
         where = f" at {last.filename}:{last.lineno}"
     return SqljobsError(
         f"importing {module_name!r} raised {type(exc).__name__}: {exc}{where}; fix the "
-        "module (run `python -c 'import "
-        + module_name
-        + "'` to see the whole traceback)"
+        "module (run `python -c 'import " + module_name + "'` to see the whole traceback)"
     )
 
 

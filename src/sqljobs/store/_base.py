@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Delete, Row, Select, Update, select
@@ -105,6 +106,19 @@ def _errors_with(job: Job, error: JobError) -> list[dict[str, Any]]:
     return kept[-MAX_ERRORS_KEPT:]
 
 
+def missing_tables_message(engine: Engine) -> str:
+    where = engine.url.render_as_string(hide_password=True)
+    database = engine.url.database
+    if _dialects.sqlite_file(engine) is not None and database and not Path(database).is_absolute():
+        where += f" (the file {Path(database).resolve()}: a relative path is read from the "
+        where += "current directory)"
+    return (
+        f"the sqljobs tables are missing in {where}: create them with jobs.create_schema(), "
+        "or `sqljobs create-schema module:jobs`, or run your migrations "
+        "(`alembic upgrade head`, with sqljobs.metadata in env.py's target_metadata)"
+    )
+
+
 class StoreBase:
     """Reads and writes the sqljobs tables through one SQLAlchemy engine."""
 
@@ -163,6 +177,16 @@ class StoreBase:
 
     def check_ready(self) -> None:
         """Check the server version and that the tables exist; raise a clear error if not."""
+        path = _dialects.sqlite_file(self.engine)
+        if path is not None and not path.exists():
+            log.warning(
+                "the SQLite database file %s does not exist, so SQLite creates an empty one; "
+                "the URL's path %r is read from the current directory %s: run from the app's "
+                "directory or give an absolute path",
+                path,
+                self.engine.url.database,
+                Path.cwd(),
+            )
         with self.engine.connect() as conn:
             _dialects.check_server(conn)
         _dialects.enable_sqlite_wal(self.engine)
@@ -234,13 +258,12 @@ class StoreBase:
             "Unique(...) key, whose enqueues sqljobs repeats safely on its own."
         )
 
-    @staticmethod
-    def wrap(exc: SQLAlchemyError, what: str) -> StoreError:
+    def wrap(self, exc: SQLAlchemyError, what: str) -> StoreError:
         message = str(getattr(exc, "orig", exc)).lower()
         if "sqljobs_" in message and (
             "no such table" in message or "does not exist" in message or "doesn't exist" in message
         ):
-            return SchemaNotReady()
+            return SchemaNotReady(missing_tables_message(self.engine))
         return StoreError(f"{what} failed: {exc}")
 
     def _rowcount(

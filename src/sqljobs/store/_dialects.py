@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -147,6 +148,16 @@ def enable_sqlite_wal(engine: Engine) -> None:
         if str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() != "wal":
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         conn.commit()
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The absolute path of a file SQLite database, else None."""
+    if engine.dialect.name != "sqlite" or is_memory_sqlite(engine):
+        return None
+    database = engine.url.database or ""
+    if database.startswith("file:"):
+        return None  # a URI filename: SQLite resolves it itself
+    return Path(database).resolve()
 
 
 def is_memory_sqlite(engine: Engine) -> bool:
