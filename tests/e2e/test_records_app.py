@@ -19,6 +19,7 @@ import pytest
 from examples.records.models import Base as RecordsBase
 from examples.records.models import Record
 from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 import sqljobs
@@ -265,3 +266,24 @@ def test_async_tasks_under_concurrency_8_never_share_a_session_or_connection(
                 assert a.backend_id != b.backend_id
     if dialect != "sqlite":  # SQLite runs one writing transaction at a time
         assert overlaps > 0, "the probes never ran concurrently"
+
+
+@pytest.mark.dialects("sqlite", "postgresql")
+def test_the_in_process_worker_says_when_it_starts_and_stops_under_uvicorns_default_logging(
+    servers: Any, database: Engine
+) -> None:
+    """The app configures no logging: uvicorn's default shows only its own loggers, and the
+    worker's lines come through uvicorn's, with the password hidden and stats for people."""
+    server = servers(SQLJOBS_CONCURRENCY="2")
+    [record] = create_records(server, 1)
+    server.client.post(f"/records/{record}/refresh").raise_for_status()
+    eventually(lambda: server.stats()["jobs"].get("completed") == 1, timeout=60)
+    assert server.stop(), server.log()
+    lines = server.log().splitlines()
+    [started] = [line for line in lines if "started in-process" in line]
+    [stopped] = [line for line in lines if line.startswith("INFO:") and " stopped: " in line]
+    url = make_url(str(database.url))
+    assert started.startswith("INFO:") and "queues=" in started and "concurrency=2" in started
+    assert f"database={url.render_as_string(hide_password=True)}" in started
+    assert "1 completed, 0 failed (to retry), 0 discarded" in stopped
+    assert "WorkerStats(" not in server.log()

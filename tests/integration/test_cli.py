@@ -193,7 +193,8 @@ def test_worker_process_prints_summaries_and_json_logs(app: ModuleType, db_url: 
             proc.communicate()
     assert proc.returncode == 0, err
     assert "running queues counters,mail with concurrency 4, prefetch automatic" in out
-    assert "completed=3" in out.splitlines()[-1] and "stopped: WorkerStats(" in out
+    last = out.splitlines()[-1]
+    assert " stopped: 3 completed, 0 failed (to retry), 1 discarded, 0 cancelled" in last
     summaries = [line for line in out.splitlines() if "rate=" in line]
     assert (
         summaries

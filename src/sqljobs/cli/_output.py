@@ -270,8 +270,8 @@ class Rate:
 
 
 def worker_summary(worker: Worker, rate: float) -> dict[str, Any]:
-    """Counters for the live view and summary lines. ``done`` (not ``completed``) keeps
-    ``completed=N`` unique to the final ``stopped: WorkerStats(...)`` line scripts parse."""
+    """Counters for the live view and the periodic summary lines (``done=N`` there; the
+    final ``stopped: N completed, ...`` line has the totals)."""
     stats = worker.stats
     return {
         "running": len(worker.running_jobs),

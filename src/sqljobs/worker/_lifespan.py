@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from ._worker import Worker
 
 log = logging.getLogger("sqljobs.lifespan")
+#: Loggers ASGI servers configure for their own lines (uvicorn's default shows only these).
+SERVER_LOGGERS = ("uvicorn.error", "gunicorn.error", "hypercorn.error")
 
 #: What Starlette/FastAPI accept as ``lifespan=``: ``app -> async context manager``.
 AppLifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
@@ -111,11 +113,22 @@ class WorkerLifespan:
                 restore()
             raise
         self.worker = worker
+        announce = _server_log()
+        if announce is not None:
+            announce.info(
+                "sqljobs worker %s started in-process: queues=%s concurrency=%d database=%s",
+                worker.id,
+                ",".join(worker.queues),
+                worker.concurrency,
+                self.jobs.engine.url.render_as_string(hide_password=True),
+            )
         try:
             yield worker
         finally:
             try:
                 await asyncio.shield(asyncio.to_thread(worker.stop, self.grace))
+                if announce is not None:
+                    announce.info("sqljobs worker %s stopped: %s", worker.id, worker.stats)
             finally:
                 self.worker = None
                 if restore is not None:
@@ -135,3 +148,16 @@ class WorkerLifespan:
             attached.close()
 
         return restore
+
+
+def _server_log() -> logging.Logger | None:
+    """The ASGI server's logger, when the app set up no logging that shows sqljobs' own
+    lines: uvicorn's default configuration shows only its loggers, so the in-process worker
+    would start and stop silently."""
+    if logging.getLogger("sqljobs").hasHandlers():
+        return None
+    for name in SERVER_LOGGERS:
+        server = logging.getLogger(name)
+        if server.hasHandlers():
+            return server
+    return None

@@ -24,6 +24,19 @@ class WorkerStats:
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
 
+    def __str__(self) -> str:
+        """For people: ``12 completed, 1 failed (to retry), 0 discarded, 0 cancelled, 0
+        leases lost; 13 claimed in 4m 10s``."""
+        uptime = int(time.monotonic() - self.started_at)
+        minutes, seconds = divmod(uptime, 60)
+        hours, minutes = divmod(minutes, 60)
+        took = f"{hours}h {minutes}m {seconds}s" if hours else f"{minutes}m {seconds}s"
+        return (
+            f"{self.completed} completed, {self.failed} failed (to retry), "
+            f"{self.discarded} discarded, {self.cancelled} cancelled, "
+            f"{self.lease_lost} leases lost; {self.claimed} claimed in {took}"
+        )
+
     def count(self, outcome: Outcome) -> None:
         """Count one stored outcome."""
         with self._lock:

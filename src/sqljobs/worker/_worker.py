@@ -308,7 +308,11 @@ class Worker:
         self._parts.on_start(self)
         self._bus.emit(events.WORKER_STARTED, worker=self)
         log.info(
-            "worker %s started: queues=%s concurrency=%d", self.id, self.queues, self.concurrency
+            "worker %s started: queues=%s concurrency=%d database=%s",
+            self.id,
+            ",".join(self.queues),
+            self.concurrency,
+            self._store.engine.url.render_as_string(hide_password=True),
         )
 
     @property
@@ -365,7 +369,7 @@ class Worker:
         self._parts.on_stop(self)
         self._stopped.set()
         self._bus.emit(events.WORKER_STOPPED, worker=self)
-        log.info("worker %s stopped", self.id)
+        log.info("worker %s stopped: %s", self.id, self.stats)
 
     def _release(self, leftover: list[Job], waited: float) -> None:
         try:
