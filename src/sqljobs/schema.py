@@ -5,6 +5,10 @@ Quick start: ``jobs.create_schema()`` creates them. With Alembic, add this metad
 
     import sqljobs
     target_metadata = [Base.metadata, sqljobs.metadata]
+
+Generated migrations refer to :class:`UTCDateTime` and :class:`StoredJSON` as
+``sqljobs.schema.UTCDateTime()`` and ``sqljobs.schema.StoredJSON()``: those names (and
+everything in ``__all__``) are stable, so old migrations keep importing.
 """
 
 from __future__ import annotations
@@ -28,6 +32,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "StoredJSON",
+    "UTCDateTime",
+    "UndecodableJSON",
+    "jobs_table",
+    "metadata",
+    "queues_table",
+    "workers_table",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
