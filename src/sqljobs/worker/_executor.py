@@ -73,13 +73,13 @@ def map_exception(job: Job, task: Task[Any] | None, exc: BaseException) -> Outco
         return Cancelled(error=error)
     max_attempts = task.max_attempts if task is not None else DEFAULT_MAX_ATTEMPTS
     if isinstance(exc, _PERMANENT) or job.attempt >= min(job.max_attempts, max_attempts):
-        return Failed(error=error, retry_at=None)
+        return Failed(error=error, retry_at=None, exception=exc)
     if isinstance(exc, Retry) and exc.delay is not None:
         delay = to_timedelta(exc.delay, name="retry delay")
     else:
         backoff = task.backoff if task is not None else _FALLBACK_BACKOFF
         delay = backoff.delay(job.attempt)
-    return Failed(error=error, retry_at=utcnow() + delay)
+    return Failed(error=error, retry_at=utcnow() + delay, exception=exc)
 
 
 #: A job whose arguments do not fit this worker's task goes back for this long, doubling with

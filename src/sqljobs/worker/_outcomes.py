@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,10 +19,12 @@ class Completed:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """The attempt failed; retry at ``retry_at``, or discard the job when it is None."""
+    """The attempt failed; retry at ``retry_at``, or discard the job when it is None.
+    ``exception`` is what the task raised (for error reporters), when there was one."""
 
     error: JobError
     retry_at: datetime | None
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

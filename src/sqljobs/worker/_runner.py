@@ -128,4 +128,5 @@ class JobRunner:
             f": {fields['error']}" if "error" in fields else "",
             extra={"sqljobs": fields},
         )
-        self._bus.emit(name, job=job, outcome=outcome, duration=duration)
+        exception = outcome.exception if isinstance(outcome, Failed) else None
+        self._bus.emit(name, job=job, outcome=outcome, duration=duration, exception=exception)
