@@ -28,7 +28,7 @@ from .exceptions import ConfigurationError
 from .jobqueue import JobQueue
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import async_sessionmaker
 
 __all__ = ["async_url", "job_queue", "sync_url"]
 
@@ -93,7 +93,7 @@ def async_url(url: str | URL, *, driver: str | None = None) -> str:
 
 
 def job_queue(
-    async_session_factory: async_sessionmaker[AsyncSession],
+    async_session_factory: async_sessionmaker[Any],
     **engine_options: Any,
 ) -> JobQueue:
     """A :class:`~sqljobs.JobQueue` for an app that only has an ``async_sessionmaker``.

@@ -53,7 +53,8 @@ class JobQueue(QueueAdministration):
 
     Args:
         session_factory: the app's ``sessionmaker``. Each job attempt gets a new session from
-            it; the job table lives in the database it is bound to.
+            it (of its class: ``sessionmaker(engine, class_=sqlmodel.Session)`` gives tasks
+            SQLModel sessions); the job table lives in the database it is bound to.
         async_session_factory: an ``async_sessionmaker`` for ``async def`` tasks that take a
             ``session`` (they get an ``AsyncSession``).
         engine: the engine for the job table, when ``session_factory`` has no single bind.
@@ -72,9 +73,9 @@ class JobQueue(QueueAdministration):
 
     def __init__(
         self,
-        session_factory: sessionmaker[Session],
+        session_factory: sessionmaker[Any],
         *,
-        async_session_factory: async_sessionmaker[AsyncSession] | None = None,
+        async_session_factory: async_sessionmaker[Any] | None = None,
         engine: Engine | None = None,
         inline: bool = False,
     ) -> None:

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from .._arguments import to_json_value
 from .._utils import to_timedelta, utcnow
@@ -38,7 +38,7 @@ from ..store import JobStore, begin_write, set_sqlite_busy_timeout
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from ._async_runner import AsyncRunner
 
@@ -114,8 +114,8 @@ class Executor:
         *,
         registry: TaskRegistry,
         store: JobStore,
-        session_factory: sessionmaker[Session],
-        async_session_factory: async_sessionmaker[AsyncSession] | None,
+        session_factory: sessionmaker[Any],
+        async_session_factory: async_sessionmaker[Any] | None,
         async_runner: Callable[[], AsyncRunner],
     ) -> None:
         self._registry = registry

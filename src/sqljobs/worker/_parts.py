@@ -13,7 +13,7 @@ from ..store import JobStore
 from ._runner import JobRunner
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from ._worker import Worker
 
@@ -29,7 +29,7 @@ class WorkerParts:
     runner: JobRunner
     bus: EventBus
     schedules: Sequence[Schedule]
-    async_session_factory: async_sessionmaker[AsyncSession] | None
+    async_session_factory: async_sessionmaker[Any] | None
     on_start: Callable[[Worker], Any]
     on_stop: Callable[[Worker], Any]
 
