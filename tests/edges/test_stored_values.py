@@ -11,11 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sqljobs import JobQueue, JobState, SerializationError
 from sqljobs.jobs import Job
+from sqljobs.schema import jobs_table
 from sqljobs.worker._completer import Completer
 from sqljobs.worker._held import HeldJobs
 from sqljobs.worker._outcomes import Completed
@@ -225,3 +226,34 @@ def test_values_at_the_limits_round_trip_on_every_database(jobs: JobQueue) -> No
     jobs.drain()
     assert jobs.get(job_id).result == nested(30)
     assert jobs.get(other_id).result == edge
+
+
+@pytest.mark.dialects("sqlite", "postgresql")  # MariaDB's own check refuses such a row
+def test_a_stored_row_beyond_the_rules_still_runs(jobs: JobQueue, engine: Engine) -> None:
+    """Rows written before these rules (or by other code) run as they are: the rules decide
+    what sqljobs writes, not what it reads back."""
+
+    @jobs.task(name="echo")
+    def echo(payload: Any) -> str:
+        return "ran"
+
+    job_id = echo.enqueue(payload=1)
+    odd = {"payload": {"deep": nested(35), "text": "a\x00b"}}
+    with engine.begin() as conn:
+        conn.execute(update(jobs_table).where(jobs_table.c.id == job_id).values(args=odd))
+    jobs.drain()
+    job = jobs.get(job_id)
+    assert (job.state, job.attempt, job.result, job.args) == (JobState.COMPLETED, 1, "ran", odd)
+
+
+def test_an_exception_whose_message_is_not_storable_text_is_recorded(jobs: JobQueue) -> None:
+    @jobs.task(name="complain", max_attempts=1)
+    def complain() -> None:
+        raise ValueError("bad byte \udcff and \x00 in the message")
+
+    job_id = complain.enqueue()
+    jobs.drain()
+    job = jobs.get(job_id)
+    assert (job.state, job.attempt) == (JobState.DISCARDED, 1)
+    assert job.last_error is not None
+    assert job.last_error.message == "bad byte \\udcff and \\x00 in the message"
