@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -28,24 +29,80 @@ try:  # the asyncio extension imports without greenlet installed; be defensive a
 except ImportError:  # pragma: no cover
     pass
 
-_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+#: Lists and objects a stored value may nest. MariaDB's JSON check refuses a document 32
+#: levels deep, and an argument value sits inside the arguments object: 30 fits everywhere.
+MAX_JSON_DEPTH = 30
+#: Ints this short always have a decimal form (Python refuses ints of more than
+#: ``sys.get_int_max_str_digits()`` digits, which is at least 640); longer ones are tried.
+_SAFE_INT_BITS = 2_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_PLAIN_SCALARS = frozenset({int, bool, type(None)})
+
+
+def _text_problem(text: str) -> str | None:
+    """Why no database stores ``text`` as is, or None."""
+    if "\x00" in text:
+        return (
+            "contains a NUL character (\\x00), which PostgreSQL cannot store in JSON text; "
+            "remove it, or pass binary data base64-encoded"
+        )
+    if not text.isascii() and (found := _SURROGATE.search(text)) is not None:
+        return (
+            f"contains a lone surrogate ({found.group()!r}), which is not text (UTF-8 cannot "
+            "encode it, MariaDB refuses it); decode bytes with errors='replace', or pass "
+            "binary data base64-encoded"
+        )
+    return None
+
+
+def _int_problem(number: int) -> str | None:
+    if number.bit_length() <= _SAFE_INT_BITS:
+        return None
+    try:
+        str(number)
+    except ValueError:
+        return (
+            "an int too long for Python to write as JSON text (see "
+            "sys.get_int_max_str_digits()); pass it as a string, str(value)"
+        )
+    return None
 
 
 def _is_verbatim(value: Any) -> bool:
-    """A plain scalar (or finite float) that JSON gives back unchanged: the common case,
-    checked before anything costlier."""
+    """A plain scalar (or finite float, short int, clean str) that every database stores and
+    JSON gives back unchanged: the common case, checked before anything costlier."""
     kind = type(value)
+    if kind is str:
+        return "\x00" not in value and (value.isascii() or _SURROGATE.search(value) is None)
+    if kind is int:
+        return bool(value.bit_length() <= _SAFE_INT_BITS)
     return kind in _PLAIN_SCALARS or (kind is float and math.isfinite(value))
 
 
-def check_json(value: Any, path: str) -> None:
-    """Raise a specific error for anything that is not plain JSON."""
+def storable_text(text: str) -> str:
+    """``text`` with what :func:`check_json` refuses in strings escaped (for error records,
+    which must be stored whatever an exception says)."""
+    if _text_problem(text) is None:
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def check_json(value: Any, path: str, *, depth: int = 0) -> None:
+    """Raise :class:`SerializationError` naming ``path`` (e.g. ``args['a'][3]``) of the first
+    part of ``value`` that is not plain JSON every database stores and gives back unchanged.
+
+    The rules, for arguments, results and progress messages alike: str, int, finite float,
+    bool, None, and lists, tuples and str-keyed mappings of them, nested at most
+    :data:`MAX_JSON_DEPTH` deep; no NUL character or lone surrogate in any string or key; no
+    int too long to write as text. ``depth`` is how many lists and objects enclose ``value``.
+    Recursion stops at the depth limit, so no value is deep enough for a RecursionError.
+    """
     if _is_verbatim(value):
         return
     if isinstance(value, _SESSION_LIKE):
         name = type(value).__name__
         raise SerializationError(
-            f"argument {path} is a {name}: a job never shares the caller's {name}. "
+            f"{path} is a {name}: a job never shares the caller's {name}. "
             "Pass the primary key of the row instead; the task receives its own session "
             "(declare a `session` parameter) and loads the row with session.get(Model, pk)."
         )
@@ -55,39 +112,75 @@ def check_json(value: Any, path: str) -> None:
         identity = state.identity
         hint = f" ({model} with key {identity[0]!r})" if identity and len(identity) == 1 else ""
         raise SerializationError(
-            f"argument {path} is an ORM instance of {model}{hint}: ORM objects are bound to the "
+            f"{path} is an ORM instance of {model}{hint}: ORM objects are bound to the "
             "caller's session and would be detached in the job. Pass its primary key "
-            f"(e.g. {path.split('.')[-1].split('[')[0]}_id={model.lower()}.id) and load it in "
+            f"(e.g. {model.lower()}_id={model.lower()}.id) and load it in "
             f"the task with session.get({model}, ...)."
         )
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, str):
+        if (problem := _text_problem(value)) is not None:
+            raise SerializationError(f"{path} {problem}")
+        return
+    if isinstance(value, int):
+        if (problem := _int_problem(value)) is not None:
+            raise SerializationError(f"{path} is {problem}")
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise SerializationError(f"argument {path} is {value!r}, which JSON cannot hold")
+            raise SerializationError(
+                f"{path} is {value!r}, which JSON cannot hold; pass None or a string instead"
+            )
         return
+    if isinstance(value, (list, tuple, Mapping)) and depth >= MAX_JSON_DEPTH:
+        raise SerializationError(
+            f"{path} nests lists and objects more than {MAX_JSON_DEPTH} levels deep (or "
+            f"contains itself), which not every database stores (MariaDB refuses 32); "
+            "flatten it, or pass it as a string (json.dumps) and decode it in the task"
+        )
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            check_json(item, f"{path}[{index}]")
+            if not _is_verbatim(item):
+                check_json(item, f"{path}[{index}]", depth=depth + 1)
         return
     if isinstance(value, Mapping):
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise SerializationError(
-                    f"argument {path} has a non-string key {key!r}; JSON object keys are strings"
-                )
-            check_json(item, f"{path}[{key!r}]")
+            if type(key) is not str or not _is_verbatim(key):
+                _check_key(key, path)
+            if not _is_verbatim(item):
+                check_json(item, f"{path}[{_short(key)}]", depth=depth + 1)
         return
     raise SerializationError(
-        f"argument {path} is a {type(value).__name__}, which is not JSON. Pass plain JSON "
+        f"{path} is a {type(value).__name__}, which is not JSON. Pass plain JSON "
         "(str, int, float, bool, None, lists and dicts of them), e.g. an ISO string for a "
         "datetime, str() for a UUID or Decimal, or the primary key for a database row."
     )
 
 
-def to_json_value(value: Any) -> Any:
-    """Check ``value`` and return it as JSON would give it back (tuples become lists)."""
-    check_json(value, "value")
+def _check_key(key: Any, path: str) -> None:
+    if not isinstance(key, str):
+        raise SerializationError(
+            f"{path} has a non-string key {_short(key)}; JSON object keys are strings, "
+            "so convert it with str() (the task then receives the string)"
+        )
+    if (problem := _text_problem(key)) is not None:
+        raise SerializationError(f"{path} has a key {_short(key)} that {problem}")
+
+
+def _short(key: Any) -> str:
+    """A key as it appears in a path: its repr, shortened (the repr escapes NUL and
+    surrogates, so messages themselves are always storable)."""
+    text = repr(key)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def to_json_value(value: Any, path: str = "value") -> Any:
+    """Check ``value`` (see :func:`check_json`) and return it as JSON would give it back
+    (tuples become lists)."""
+    if _is_verbatim(value):
+        return value
+    check_json(value, path)
     return json.loads(json.dumps(value))
 
 
@@ -192,8 +285,10 @@ class ArgumentSpec:
             if (check := type_check(self.hints.get(name, inspect.Parameter.empty))) is not None
         }
 
-    def validate(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the JSON form of ``kwargs`` or raise :class:`InvalidArguments`."""
+    def validate(self, kwargs: Mapping[str, Any], *, stored: bool = False) -> dict[str, Any]:
+        """Return the JSON form of ``kwargs`` or raise :class:`InvalidArguments` (or
+        :class:`SerializationError` for a value :func:`check_json` refuses, unless the values
+        were ``stored`` already: a row some database holds runs as it is)."""
         for name in self.injected:
             if name in kwargs:
                 raise InvalidArguments(
@@ -213,8 +308,11 @@ class ArgumentSpec:
             )
         verbatim = True
         for name, value in kwargs.items():
+            if not stored and self.accepts_any_keyword and not _is_verbatim(name):
+                _check_key(name, "args")
             if not _is_verbatim(value):
-                check_json(value, repr(name))
+                if not stored:
+                    check_json(value, f"args[{_short(name)}]")
                 verbatim = False
             check = self._checks.get(name)
             if check is not None and not check(value):
@@ -236,4 +334,4 @@ class ArgumentSpec:
                 f"{self.task_name}: stored arguments must be a JSON object, got "
                 f"{type(args).__name__}"
             )
-        return self.validate(args)
+        return self.validate(args, stored=True)

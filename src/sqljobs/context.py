@@ -21,7 +21,8 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from .exceptions import Cancel
+from ._arguments import check_json
+from .exceptions import Cancel, SerializationError
 from .jobs import Job
 
 #: Progress messages are stored up to this length.
@@ -102,16 +103,10 @@ class JobContext:
             raise ValueError(f"progress is a number between 0 and 1, got {fraction!r}")
         if not isinstance(message, str):
             raise ValueError(f"progress message is a str, got {type(message).__name__}")
-        if "\x00" in message:
-            raise ValueError(
-                "progress message contains a NUL character, which not every database can store"
-            )
         try:
-            message.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(
-                "progress message contains a lone surrogate, which is not text"
-            ) from None
+            check_json(message, "progress message")
+        except SerializationError as exc:  # the task's mistake, like a bad fraction
+            raise ValueError(str(exc)) from None
         value = float(fraction)
         with self._lock:
             self._progress = (value, str(message)[:MAX_PROGRESS_MESSAGE])

@@ -108,3 +108,18 @@ def test_return_values_must_be_json() -> None:
     assert to_json_value((1, "a")) == [1, "a"]
     with pytest.raises(SerializationError):
         to_json_value(object())
+
+
+def test_stored_value_rules_name_the_path_and_stop_at_the_depth_limit() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(SerializationError, match=r"^result\[0\].*contains itself"):
+        to_json_value(loop, "result")
+
+    def loose(**anything: Any) -> None:
+        pass
+
+    with pytest.raises(SerializationError, match=r"^args has a key 'a\\x00b' that contains a NUL"):
+        ArgumentSpec(loose, frozenset()).validate({"a\x00b": 1})
+    with pytest.raises(SerializationError, match=r"^args\['note'\]\['k'\] contains a lone"):
+        spec.validate({"record_id": 1, "note": {"k": "\udc80"}})

@@ -3,7 +3,9 @@
 A task without a session has nothing of its own to commit, so its completion needs no
 transaction of its own: executors hand it over and move on, and this thread stores up to
 :data:`MAX_COMPLETION_BATCH` of them per transaction. The job keeps its lease (and its
-heartbeats) until that commit.
+heartbeats) until that commit. Results were checked like arguments when the task returned;
+if the database still refuses a batch, its completions are stored one by one, so only the job
+whose write fails is failed (with the database's error), and the others complete once.
 """
 
 from __future__ import annotations
@@ -90,8 +92,22 @@ class Completer:
             for _job, outcome in self._runner.persist_completions(batch):
                 self._stats.count(outcome)
         except StoreError as exc:
-            self._on_store_error([job for job, _, _ in batch], exc)
+            log.warning(
+                "storing %d completion(s) in one transaction failed (%s); storing them one "
+                "by one, so that only a job whose result the database refuses fails",
+                len(batch),
+                exc,
+            )
+            self._store_one_by_one(batch)
         except BaseException:
             log.exception("storing %d completion(s) failed unexpectedly", len(batch))
         finally:
             self._held.forget([job for job, _, _ in batch])
+
+    def _store_one_by_one(self, batch: list[_Completion]) -> None:
+        for index, (job, outcome, duration) in enumerate(batch):
+            try:
+                self._stats.count(self._runner.persist(job, outcome, duration))
+            except StoreError as exc:  # not even a failure could be stored: rescue the rest
+                self._on_store_error([job for job, _, _ in batch[index:]], exc)
+                return

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
-from .._arguments import to_json_value
+from .._arguments import storable_text, to_json_value
 from .._utils import to_timedelta, utcnow
 from ..context import JobContext
 from ..exceptions import (
@@ -59,8 +59,8 @@ def error_record(job: Job, exc: BaseException) -> JobError:
         attempt=job.attempt,
         at=utcnow(),
         type=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
-        message=str(exc)[:_MAX_MESSAGE],
-        traceback=trace[-_MAX_TRACEBACK:],
+        message=storable_text(str(exc)[:_MAX_MESSAGE]),
+        traceback=storable_text(trace[-_MAX_TRACEBACK:]),
     )
 
 
@@ -128,6 +128,11 @@ class Executor:
             # aiosqlite connections wait for the write lock like the sync ones do.
             set_sqlite_busy_timeout(async_engine.sync_engine)
 
+    def failure(self, job: Job, exc: BaseException) -> Outcome:
+        """The outcome of ``exc`` for ``job`` (retried by its task's backoff, or discarded),
+        for an error met after the task ran (its completion could not be stored)."""
+        return map_exception(job, self._registry.get(job.task), exc)
+
     def execute(self, job: Job, ctx: JobContext | None = None) -> Outcome:
         try:
             task = self._registry[job.task]
@@ -150,10 +155,10 @@ class Executor:
         try:
             result = task.func(**kwargs)
             _check_timeout(task, started)
-            return Completed(result=to_json_value(result), persisted=False)
+            return Completed(result=_stored_result(result), persisted=False)
         except BaseException as exc:
             _reraise_interrupt(exc)
-            return map_exception(job, task, _describe(exc))
+            return map_exception(job, task, exc)
 
     def _execute_with_session(self, task: Task[Any], job: Job, kwargs: dict[str, Any]) -> Outcome:
         started = time.monotonic()
@@ -165,7 +170,7 @@ class Executor:
                 session.execute(_STATEMENT_TIMEOUT, {"ms": str(int(task.timeout * 1000))})
             result = task.func(session=session, **kwargs)
             _check_timeout(task, started)
-            stored = to_json_value(result)
+            stored = _stored_result(result)
             if not self._store.complete(session, job, stored):
                 session.rollback()
                 return LeaseLost()
@@ -174,7 +179,7 @@ class Executor:
         except BaseException as exc:
             _safely(session.rollback)
             _reraise_interrupt(exc)
-            return map_exception(job, task, _describe(exc))
+            return map_exception(job, task, exc)
         finally:
             _safely(session.close)
 
@@ -186,7 +191,7 @@ class Executor:
             try:
                 result = await _cancellable(task.func(**kwargs), task.timeout, ctx)
                 _check_blocked_timeout(task, job, started)
-                return Completed(result=to_json_value(result), persisted=False)
+                return Completed(result=_stored_result(result), persisted=False)
             except BaseException as exc:
                 return map_exception(job, task, _describe_async(exc, task, started, ctx))
         if self._async_session_factory is None:  # checked when the task is registered
@@ -198,7 +203,7 @@ class Executor:
                 await connection.run_sync(begin_write)
             result = await _cancellable(task.func(session=session, **kwargs), task.timeout, ctx)
             _check_blocked_timeout(task, job, started)
-            stored = to_json_value(result)
+            stored = _stored_result(result)
             completed = await session.run_sync(
                 lambda sync_session: self._store.complete(sync_session, job, stored)
             )
@@ -244,10 +249,13 @@ def _check_blocked_timeout(task: Task[Any], job: Job, started: float) -> None:
         _check_timeout(task, started)
 
 
-def _describe(exc: BaseException) -> BaseException:
-    if isinstance(exc, SerializationError) and "value" in str(exc):
-        return SerializationError(f"the task's return value cannot be stored: {exc}")
-    return exc
+def _stored_result(result: Any) -> Any:
+    """The task's return value as it will be stored, checked by the same rules as arguments
+    before any write, so an unstorable result fails its own attempt and never a batch."""
+    try:
+        return to_json_value(result, "result")
+    except SerializationError as exc:
+        raise SerializationError(f"the task's return value cannot be stored: {exc}") from None
 
 
 async def _cancellable(awaitable: Awaitable[Any], timeout: float | None, ctx: JobContext) -> Any:
@@ -274,7 +282,7 @@ def _describe_async(
                 f"task {task.name} was cancelled after {timedelta(seconds=task.timeout)}, its "
                 "timeout; its transaction was rolled back"
             )
-    return _describe(exc)
+    return exc
 
 
 def _reraise_interrupt(exc: BaseException) -> None:

@@ -10,6 +10,7 @@ from .. import events
 from .._utils import utcnow
 from ..context import JobContext
 from ..events import EventBus
+from ..exceptions import StoreError
 from ..jobs import Job
 from ..store import JobStore
 from ._executor import Executor
@@ -53,7 +54,23 @@ class JobRunner:
         return outcome, time.monotonic() - started
 
     def persist(self, job: Job, outcome: Outcome, duration: float) -> Outcome:
-        """Store ``outcome`` and report it; :class:`LeaseLost` if the job was taken away."""
+        """Store ``outcome`` and report it; :class:`LeaseLost` if the job was taken away.
+
+        A completion the database refuses (a result the checks let through) is recorded as
+        the attempt's failure, with the database's error; if that write fails too, the
+        StoreError propagates (the database is down: the lease expires, the job is rescued).
+        """
+        if isinstance(outcome, Completed) and not outcome.persisted:
+            try:
+                stored_ids = self._store.complete_many([(job, outcome.result)])
+            except StoreError as exc:
+                log.warning(
+                    "job %s (%s): the database refused its result: %s", job.id, job.task, exc
+                )
+                return self.persist(job, self._executor.failure(job, exc), duration)
+            completed: Outcome = outcome if job.id in stored_ids else LeaseLost()
+            self._report(job, completed, duration)
+            return completed
         stored = outcome if self._persist(job, outcome) else LeaseLost()
         self._report(job, stored, duration)
         return stored
@@ -61,7 +78,8 @@ class JobRunner:
     def persist_completions(
         self, done: list[tuple[Job, Completed, float]]
     ) -> list[tuple[Job, Outcome]]:
-        """Store many completions of session-less tasks in one transaction, and report them."""
+        """Store many completions of session-less tasks in one transaction, and report them.
+        A StoreError leaves all of them unstored (see :meth:`persist` for one by one)."""
         stored = self._store.complete_many([(job, outcome.result) for job, outcome, _ in done])
         reported: list[tuple[Job, Outcome]] = []
         for job, outcome, duration in done:
@@ -72,9 +90,7 @@ class JobRunner:
 
     def _persist(self, job: Job, outcome: Outcome) -> bool:
         if isinstance(outcome, Completed):
-            if outcome.persisted:
-                return True
-            return job.id in self._store.complete_many([(job, outcome.result)])
+            return outcome.persisted  # else stored by persist()
         if isinstance(outcome, Failed):
             return self._store.fail(job, outcome.error, retry_at=outcome.retry_at)
         if isinstance(outcome, Cancelled):
