@@ -108,15 +108,7 @@ def check_json(value: Any, path: str, *, depth: int = 0) -> None:
         )
     state = sa_inspect(value, raiseerr=False)
     if isinstance(state, InstanceState):
-        model = type(value).__name__
-        identity = state.identity
-        hint = f" ({model} with key {identity[0]!r})" if identity and len(identity) == 1 else ""
-        raise SerializationError(
-            f"{path} is an ORM instance of {model}{hint}: ORM objects are bound to the "
-            "caller's session and would be detached in the job. Pass its primary key "
-            f"(e.g. {model.lower()}_id={model.lower()}.id) and load it in "
-            f"the task with session.get({model}, ...)."
-        )
+        raise SerializationError(_orm_instance_message(path, state))
     if isinstance(value, bool) or value is None:
         return
     if isinstance(value, str):
@@ -155,6 +147,38 @@ def check_json(value: Any, path: str, *, depth: int = 0) -> None:
         f"{path} is a {type(value).__name__}, which is not JSON. Pass plain JSON "
         "(str, int, float, bool, None, lists and dicts of them), e.g. an ISO string for a "
         "datetime, str() for a UUID or Decimal, or the primary key for a database row."
+    )
+
+
+_TOP_LEVEL_ARGUMENT = re.compile(r"^args\['(\w+)'\]$")
+
+
+def _orm_instance_message(path: str, state: InstanceState[Any]) -> str:
+    """Refuse an ORM instance, showing the enqueue to write instead: for ``record_id=record``
+    of a ``Record``, ``record_id=record.id`` and ``session.get(Record, record_id)``."""
+    model = type(state.obj()).__name__ if state.obj() is not None else state.class_.__name__
+    variable = re.sub(r"(?<!^)(?=[A-Z])", "_", model).lower()
+    primary_key = state.mapper.primary_key
+    key_attribute = (
+        state.mapper.get_property_by_column(primary_key[0]).key if len(primary_key) == 1 else "id"
+    )
+    identity = state.identity
+    known = f" ({model} with key {identity[0]!r})" if identity and len(identity) == 1 else ""
+    argument = _TOP_LEVEL_ARGUMENT.match(path)
+    if argument:
+        name = argument.group(1)
+        parameter = name if name.endswith("_id") else f"{name}_id"
+        example = f"{parameter}={variable}.{key_attribute}"
+        if parameter != name:
+            example += f", with the task's parameter renamed to {parameter}"
+        load = f"session.get({model}, {parameter})"
+    else:
+        example = f"{variable}.{key_attribute}"
+        load = f"session.get({model}, ...)"
+    return (
+        f"{path} is an ORM instance of {model}{known}: ORM objects are bound to the caller's "
+        f"session and would be detached in the job. Pass its primary key ({example}) and "
+        f"load it in the task with {load}."
     )
 
 

@@ -2,11 +2,18 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    make_transient_to_detached,
+    mapped_column,
+)
 
 from sqljobs import InvalidArguments, SerializationError
 from sqljobs._arguments import ArgumentSpec, to_json_value
@@ -18,6 +25,15 @@ def task(session: Session, record_id: int, note: str = "", tags: list[str] | Non
 
 
 spec = ArgumentSpec(task, frozenset({"session"}))
+
+
+class _Models(DeclarativeBase):
+    pass
+
+
+class UserAccount(_Models):
+    __tablename__ = "user_accounts"
+    pk: Mapped[int] = mapped_column(primary_key=True)
 
 
 def test_valid_arguments_round_trip_as_json() -> None:
@@ -61,9 +77,37 @@ def test_a_session_argument_is_refused_with_advice() -> None:
 def test_an_orm_instance_is_refused_and_the_key_suggested() -> None:
     with pytest.raises(SerializationError) as info:
         spec.validate({"record_id": 1, "tags": [Record(id=5)]})
-    message = str(info.value)
-    assert "ORM instance of Record" in message
-    assert "session.get(Record" in message
+    assert str(info.value) == (
+        "args['tags'][0] is an ORM instance of Record: ORM objects are bound to the caller's "
+        "session and would be detached in the job. Pass its primary key (record.id) and load "
+        "it in the task with session.get(Record, ...)."
+    )
+
+
+def test_the_orm_instance_message_shows_the_enqueue_the_readme_promises() -> None:
+    record = Record(id=42)
+    make_transient_to_detached(record)  # as loaded by a session: its identity is known
+    with pytest.raises(SerializationError) as info:
+        spec.validate({"record_id": record})
+    assert str(info.value) == (
+        "args['record_id'] is an ORM instance of Record (Record with key 42): ORM objects are "
+        "bound to the caller's session and would be detached in the job. Pass its primary key "
+        "(record_id=record.id) and load it in the task with session.get(Record, record_id)."
+    )
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented = readme.split("# SerializationError: ", 1)[1].split("\n```", 1)[0]
+    assert " ".join(documented.replace("# ", "").split()) == str(info.value)
+
+
+def test_an_orm_instance_passed_for_a_parameter_not_named_id_says_to_rename_it() -> None:
+    def send(user: Any) -> None: ...
+
+    with pytest.raises(SerializationError) as info:
+        ArgumentSpec(send, frozenset()).validate({"user": UserAccount(pk=3)})
+    assert "(user_id=user_account.pk, with the task's parameter renamed to user_id)" in str(
+        info.value
+    )
+    assert "session.get(UserAccount, user_id)" in str(info.value)
 
 
 @pytest.mark.parametrize(
