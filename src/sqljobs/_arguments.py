@@ -19,6 +19,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstanceState, Session, scoped_session
 
+from ._conversions import converter_for
 from .exceptions import ArgumentsDoNotFit, InvalidArguments, SerializationError
 
 _SESSION_LIKE: tuple[type, ...] = (Session, scoped_session, Connection, Engine)
@@ -308,6 +309,12 @@ class ArgumentSpec:
             for name in self._known
             if (check := type_check(self.hints.get(name, inspect.Parameter.empty))) is not None
         }
+        #: Parameters whose hints convert values to JSON and back (UUID, datetime, ...).
+        self.converters = {
+            name: converter
+            for name in self._known
+            if (converter := converter_for(self.hints.get(name))) is not None
+        }
 
     def validate(self, kwargs: Mapping[str, Any], *, stored: bool = False) -> dict[str, Any]:
         """Return the JSON form of ``kwargs`` or raise :class:`InvalidArguments` (or
@@ -330,6 +337,8 @@ class ArgumentSpec:
                 f"{self.task_name}: unexpected argument(s) {', '.join(map(repr, unknown))}; "
                 f"it accepts {', '.join(map(repr, sorted(self._known))) or 'no arguments'}"
             )
+        if self.converters and not stored:
+            kwargs = self._converted(kwargs, "to_json")
         verbatim = True
         for name, value in kwargs.items():
             if not stored and self.accepts_any_keyword and not _is_verbatim(name):
@@ -358,4 +367,20 @@ class ArgumentSpec:
                 f"{self.task_name}: stored arguments must be a JSON object, got "
                 f"{type(args).__name__}"
             )
-        return self.validate(args, stored=True)
+        checked = self.validate(args, stored=True)
+        return self._converted(checked, "from_json") if self.converters else checked
+
+    def _converted(self, kwargs: Mapping[str, Any], direction: str) -> dict[str, Any]:
+        converted = dict(kwargs)
+        for name, converter in self.converters.items():
+            if name not in converted:
+                continue
+            try:
+                converted[name] = getattr(converter, direction)(converted[name])
+            except (ValueError, TypeError) as exc:
+                reason = " ".join(str(exc).split())[:300]
+                raise InvalidArguments(
+                    f"{self.task_name}: argument {name!r} should be {converter.name}, got "
+                    f"{type(kwargs[name]).__name__} {_short(kwargs[name])}: {reason}"
+                ) from None
+        return converted

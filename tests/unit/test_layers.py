@@ -33,6 +33,7 @@ LAYER_NAMES = {
 TOP_LEVEL = {
     "sqljobs._utils": VOCABULARY,
     "sqljobs._arguments": VOCABULARY,
+    "sqljobs._conversions": VOCABULARY,
     "sqljobs.exceptions": VOCABULARY,
     "sqljobs.jobs": VOCABULARY,
     "sqljobs.schema": VOCABULARY,
