@@ -67,7 +67,7 @@ FRAMEWORKS = {
     "fastapi": ("sqljobs.fastapi", "sqljobs.web"),
     "starlette": ("sqljobs.fastapi", "sqljobs.web"),
     "jinja2": ("sqljobs.web",),
-    "pydantic": ("sqljobs.web",),
+    "pydantic": ("sqljobs.web", "sqljobs._conversions"),  # _conversions: only when installed
     "prometheus_client": ("sqljobs.metrics",),
     "typer": ("sqljobs.cli",),
     "rich": ("sqljobs.cli",),
