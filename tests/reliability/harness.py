@@ -24,9 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.reliability.app"
 
 
-def env_int(name: str, default: int) -> int:
-    """A scenario size, overridable from the environment for the full-size runs."""
-    return int(os.environ.get(name, default))
+#: ``SQLJOBS_LONG=1`` runs every scenario at its full size (docs/reliability.md, "Sizes").
+LONG = os.environ.get("SQLJOBS_LONG", "") == "1"
+
+
+def env_int(name: str, default: int, full: int) -> int:
+    """A scenario size: ``default`` in CI, ``full`` in long mode, ``$name`` over both."""
+    return int(os.environ.get(name, full if LONG else default))
 
 
 def load_app(db_url: str) -> Any:

@@ -22,7 +22,7 @@ from tests.reliability.harness import env_int
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
 PREFIX = "/admin/jobs"
-EXAMPLES = env_int("SQLJOBS_SCHEMATHESIS_EXAMPLES", 25)
+EXAMPLES = env_int("SQLJOBS_SCHEMATHESIS_EXAMPLES", 25, full=60)
 AUTH = {"X-Token": "let-me-in"}
 SQL_PAYLOADS = [
     "' OR '1'='1",

@@ -24,8 +24,8 @@ from tests.reliability.harness import (
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900)]
 
-JOBS = env_int("SQLJOBS_CHAOS_JOBS", 400)
-KILLS = env_int("SQLJOBS_CHAOS_KILLS", 6)
+JOBS = env_int("SQLJOBS_CHAOS_JOBS", 400, full=2000)
+KILLS = env_int("SQLJOBS_CHAOS_KILLS", 6, full=20)
 PROCESSES = 4
 WORKER_ARGS = (
     "--concurrency",

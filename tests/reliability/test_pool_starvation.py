@@ -28,7 +28,7 @@ from tests.reliability.harness import (
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900)]
 
-JOBS = env_int("SQLJOBS_STARVATION_JOBS", 1000)
+JOBS = env_int("SQLJOBS_STARVATION_JOBS", 1000, full=10_000)
 SMALL_POOL = {
     "SQLJOBS_REL_POOL_SIZE": "5",
     "SQLJOBS_REL_MAX_OVERFLOW": "0",
@@ -37,7 +37,7 @@ SMALL_POOL = {
 }
 
 
-def test_ten_thousand_pending_jobs_on_a_five_connection_pool(
+def test_a_backlog_far_larger_than_a_five_connection_pool_completes_without_starving(
     dialect: str, rel_app: Any, workers: Workers, tmp_path: Path
 ) -> None:
     samples = tmp_path / "samples.jsonl"

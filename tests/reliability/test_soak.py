@@ -25,7 +25,7 @@ from tests.reliability.harness import (
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(3600)]
 
-JOBS = env_int("SQLJOBS_SOAK_JOBS", 2000)
+JOBS = env_int("SQLJOBS_SOAK_JOBS", 2000, full=50_000)
 CONCURRENCY = 4
 #: RSS may grow a little while caches warm up; a leak per job grows without bound.
 RSS_GROWTH_LIMIT_MB = 20.0
