@@ -119,3 +119,15 @@ def jobs(session_factory: sessionmaker[Any]) -> Iterator[sqljobs.JobQueue]:
 @pytest.fixture(autouse=True)
 def _quiet_sqljobs_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="sqljobs")
+
+
+#: Directories whose tests start processes, servers or browsers, or run long scenarios: the
+#: ``slow`` ones, left out of the fast local subset ``pytest -m "not slow"``.
+SLOW_DIRECTORIES = ("reliability", "e2e", "acceptance", "browser", "packaging")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.parts
+        if "tests" in parts and parts[parts.index("tests") + 1] in SLOW_DIRECTORIES:
+            item.add_marker(pytest.mark.slow)

@@ -5,12 +5,14 @@ the task goes back to the queue, the attempt not counted, never to ``discarded``
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import sessionmaker
 
 from sqljobs import JobQueue, JobState
+from sqljobs.worker import _executor as executor_module
 from tests.helpers import eventually
 
 
@@ -74,11 +76,13 @@ def version_with(queue: JobQueue, ran: list[str], label: str, *, extra: bool) ->
     "enqueued_by_new", [True, False], ids=["new-parameter-to-old-worker", "old-job-to-new-worker"]
 )
 def test_rolling_deploys_arguments_that_do_not_fit_go_back_without_costing_an_attempt(
-    jobs: JobQueue, other_version: JobQueue, enqueued_by_new: bool
+    jobs: JobQueue, other_version: JobQueue, enqueued_by_new: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A new parameter reaches an old worker (unexpected argument), or a job enqueued by the
     old code reaches a new worker whose parameter is required (missing argument): the job
-    goes back with an ``ArgumentsDoNotFit`` note, the version it fits runs it once."""
+    goes back with an ``ArgumentsDoNotFit`` note for the back-off, and the version it fits
+    runs it once. (The 5 s back-off is shortened so the test does not wait it out.)"""
+    monkeypatch.setattr(executor_module, "MISFIT_DELAY", 0.2)
     ran: list[str] = []
     mismatched = version_with(jobs, ran, "mismatched", extra=not enqueued_by_new)
     fitting = version_with(other_version, ran, "fitting", extra=enqueued_by_new)
@@ -88,6 +92,7 @@ def test_rolling_deploys_arguments_that_do_not_fit_go_back_without_costing_an_at
     back = jobs.get(job_id)
     assert back.state is JobState.SCHEDULED and back.attempt == 0
     assert [e.type for e in back.errors] == ["ArgumentsDoNotFit"]
+    assert back.run_at >= back.errors[0].at + timedelta(seconds=0.2)
     assert mismatched.name in back.errors[0].message or "argument" in back.errors[0].message
     with other_version.worker(concurrency=1, poll_interval=0.02):
         eventually(lambda: jobs.get(job_id).state is JobState.COMPLETED)

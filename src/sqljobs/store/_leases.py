@@ -15,7 +15,15 @@ from .._utils import utcnow
 from ..exceptions import StoreError
 from ..jobs import Job, JobError, JobState
 from . import _statements
-from ._base import _errors_with, _jobs, _owned_by, _owner_params, _workers, row_to_job
+from ._base import (
+    NOTIFY_CHANNEL,
+    _errors_with,
+    _jobs,
+    _owned_by,
+    _owner_params,
+    _workers,
+    row_to_job,
+)
 from ._inspection import InspectionStore
 
 log = logging.getLogger("sqljobs.store")
@@ -154,6 +162,18 @@ class LeaseStore(InspectionStore):
         return self.run(work, what="rescue")
 
     # -- workers -------------------------------------------------------------------------
+
+    def wake_listeners(self) -> None:
+        """PostgreSQL: an empty notification on the jobs channel, which wakes every LISTENing
+        worker at once (a stopping worker's own listener returns at once, not at its next
+        check); workers ignore the empty queue name."""
+        self.run(
+            lambda conn: conn.execute(
+                _statements.NOTIFY, {"p_channel": NOTIFY_CHANNEL, "p_queue": ""}
+            ),
+            what="wake listeners",
+            single_statement=True,
+        )
 
     def register_worker(
         self, *, worker_id: str, hostname: str, pid: int, queues: Sequence[str], concurrency: int

@@ -25,17 +25,26 @@ class NotificationListener:
         on_queue: Callable[[str], None],
         *,
         on_listening: Callable[[], None] = lambda: None,
+        wake: Callable[[], None] = lambda: None,
         check_every: float = 1.0,
     ) -> None:
         self._engine = engine
         self._on_queue = on_queue
         self._on_listening = on_listening
         self._check_every = check_every
+        self._wake = wake
         self._stop = threading.Event()
         self.listening = threading.Event()
 
     def stop(self) -> None:
+        """Stop listening; ``wake`` (a notification) makes the thread return now instead of
+        at its next check."""
         self._stop.set()
+        if self.listening.is_set():
+            try:
+                self._wake()
+            except Exception as exc:  # it still returns within check_every
+                log.debug("could not wake the LISTEN thread: %s", exc)
 
     def run(self) -> None:
         failures = 0
@@ -63,7 +72,10 @@ class NotificationListener:
             self._on_listening()
             while not self._stop.is_set():
                 for notification in connection.notifies(timeout=self._check_every):
-                    self._on_queue(str(notification.payload))
+                    if self._stop.is_set():
+                        break
+                    if notification.payload:
+                        self._on_queue(str(notification.payload))
         finally:
             self.listening.clear()
             connection.close()

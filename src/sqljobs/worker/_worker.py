@@ -235,6 +235,7 @@ class Worker:
                 self._store.engine,
                 self._on_notification,
                 on_listening=lambda: self._bus.emit(events.WORKER_LISTENING, worker=self),
+                wake=self._store.wake_listeners,
             )
             if self._store.support.listen_notify
             else None
