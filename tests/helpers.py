@@ -49,6 +49,11 @@ def all_finished(jobs: JobQueue, job_ids: Iterable[int]) -> bool:
     return all(jobs.get(job_id).state.is_finished for job_id in job_ids)
 
 
+def finished(jobs: JobQueue, *job_ids: int) -> bool:
+    """:func:`all_finished` for a few ids: ``eventually(lambda: finished(jobs, a, b))``."""
+    return all_finished(jobs, job_ids)
+
+
 class EventLog:
     """Records the events a JobQueue emits, for tests that wait on them instead of sleeping.
 

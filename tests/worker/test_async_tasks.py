@@ -21,7 +21,7 @@ from sqlalchemy.pool import NullPool
 from sqljobs import JobQueue, JobState
 from sqljobs.aio import async_url
 from tests.conftest import Counter
-from tests.helpers import add_counters, counter_total, eventually, increment
+from tests.helpers import add_counters, all_finished, counter_total, eventually, increment
 
 
 class ProbeBase(DeclarativeBase):
@@ -71,10 +71,6 @@ def ajobs(session_factory: sessionmaker[Session], async_engine: AsyncEngine) -> 
     queue = make_queue(session_factory, async_engine)
     yield queue
     close_queue(queue, async_engine)
-
-
-def finished(queue: JobQueue, ids: list[int]) -> bool:
-    return all(queue.get(job_id).state.is_finished for job_id in ids)
 
 
 async def async_increment(session: AsyncSession, counter_id: int = 1) -> None:
@@ -137,7 +133,7 @@ def test_each_attempt_gets_its_own_async_session_and_connection_under_concurrenc
 
     ids = ajobs.enqueue_many(None, [probe.prepare(n=n) for n in range(total)])
     with ajobs.worker(concurrency=8, poll_interval=0.05):
-        eventually(lambda: finished(ajobs, ids), timeout=60)
+        eventually(lambda: all_finished(ajobs, ids), timeout=60)
 
     done = [ajobs.get(i) for i in ids]
     assert {job.state for job in done} == {JobState.COMPLETED}
@@ -228,7 +224,7 @@ def test_sync_and_async_tasks_run_in_one_queue_and_one_worker(
     rows = [sync_bump.prepare() for _ in range(10)] + [async_bump.prepare() for _ in range(10)]
     ids = ajobs.enqueue_many(None, rows)
     with ajobs.worker(concurrency=4, poll_interval=0.05) as worker:
-        eventually(lambda: finished(ajobs, ids))
+        eventually(lambda: all_finished(ajobs, ids))
         assert worker.stats.completed == 20
     with session_factory() as db:
         counts = {row.id: row.n for row in db.execute(select(Counter.id, Counter.n))}
@@ -301,7 +297,7 @@ def test_psycopg_async_works_like_asyncpg(
 
         ids = [bump.enqueue(fail=False) for _ in range(8)] + [bump.enqueue(fail=True)]
         with queue.worker(concurrency=4, poll_interval=0.05):
-            eventually(lambda: finished(queue, ids))
+            eventually(lambda: all_finished(queue, ids))
         assert [queue.get(i).state for i in ids] == [JobState.COMPLETED] * 8 + [JobState.DISCARDED]
         assert counter_total(session_factory) == 8
     finally:

@@ -13,11 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from sqljobs import JobContext, JobQueue, JobState, Unique
-from tests.helpers import add_counters, counter_total, eventually, increment
-
-
-def finished(jobs: JobQueue, *job_ids: int) -> bool:
-    return all(jobs.get(job_id).state.is_finished for job_id in job_ids)
+from tests.helpers import add_counters, counter_total, eventually, finished, increment
 
 
 def test_unique_enqueue_from_8_threads_gives_one_job(

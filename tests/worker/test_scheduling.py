@@ -10,11 +10,7 @@ import pytest
 
 from sqljobs import ConfigurationError, JobQueue, JobState
 from sqljobs.periodic import Schedule
-from tests.helpers import eventually
-
-
-def finished(jobs: JobQueue, *job_ids: int) -> bool:
-    return all(jobs.get(job_id).state.is_finished for job_id in job_ids)
+from tests.helpers import eventually, finished
 
 
 class Overlap:

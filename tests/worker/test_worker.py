@@ -14,11 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqljobs import Cancel, ConfigurationError, JobQueue, JobState, Retry, Snooze, events
 from sqljobs.schema import jobs_table
 from tests.conftest import Record
-from tests.helpers import EventLog, add_counters, counter_total, eventually, increment
-
-
-def finished(jobs: JobQueue, *job_ids: int) -> bool:
-    return all(jobs.get(job_id).state.is_finished for job_id in job_ids)
+from tests.helpers import EventLog, add_counters, counter_total, eventually, finished, increment
 
 
 def test_jobs_run_with_their_own_session_and_commit_with_completion(
