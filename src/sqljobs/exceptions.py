@@ -108,6 +108,11 @@ class Cancel(JobControl):
         self.reason = reason
 
 
+class JobSessionMisused(SqljobsError):
+    """A task committed or began the job's own session, which sqljobs commits with the job's
+    completion (see docs/guarantees.md); the attempt is discarded, never retried."""
+
+
 class JobTimeout(SqljobsError):
     """The task ran longer than its ``timeout``; its transaction was rolled back."""
 
