@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from . import events
 from ._utils import Duration, to_timedelta
 from .events import EventBus
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, UniqueKeyConflict
 from .jobs import Job, JobState
+from .registry import Task, TaskRegistry
 from .store import JobStore
+from .unique import Unique
 
 
 class QueueAdministration:
@@ -20,6 +23,7 @@ class QueueAdministration:
 
     store: JobStore
     events: EventBus
+    registry: TaskRegistry
 
     def _wake(self, ids: Sequence[int]) -> None:
         raise NotImplementedError
@@ -55,11 +59,39 @@ class QueueAdministration:
         return self.store.count_by_state()
 
     def retry(self, job_id: int) -> Job:
-        """Run a discarded, cancelled or waiting job again now."""
-        job = self.store.retry(job_id)
+        """Run a discarded, cancelled or waiting job again now.
+
+        A unique job gets its unique key back. If another live job holds that key (it was
+        enqueued after this one finished), nothing changes and
+        :class:`~sqljobs.exceptions.UniqueKeyConflict` names that job.
+        """
+        job = self.store.retry(job_id, unique_key=self._key_to_restore(self.store.get(job_id)))
         self.events.emit(events.JOB_RETRIED, job=job)
         self._wake([job_id])
         return job
+
+    def _key_to_restore(self, job: Job) -> str | None:
+        """The unique key ``job`` held while live, if its row no longer holds it. The row
+        keeps only the scope, so the key is rebuilt from the task's Unique rule, its
+        arguments and its enqueue time."""
+        if job.unique_scope is None or job.unique_key is not None:
+            return None
+        task: Task[Any] | None = self.registry.get(job.task)
+        unique: Unique | None = task.unique if task is not None else None
+        if unique is None:
+            why = (
+                f"its task {job.task} is not registered in this process"
+                if task is None
+                else "it was enqueued with an explicit unique_key=, which is not kept"
+            )
+            raise UniqueKeyConflict(
+                f"job {job.id} was not retried: it was unique, but {why}, so it could become "
+                "a second live job with the same key. Retry it where its task is registered, "
+                "or enqueue it again with its unique_key",
+                job_id=job.id,
+            )
+        args = job.args if isinstance(job.args, dict) else {}
+        return unique.key(job.task, args, job.created_at)
 
     def cancel(self, job_id: int) -> Job:
         """Cancel a job: a waiting one never starts, a running one can no longer commit."""

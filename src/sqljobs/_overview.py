@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._utils import utcnow
-from .exceptions import JobNotFound, SqljobsError, StoreError
+from .exceptions import JobNotFound, SqljobsError, StoreError, UniqueKeyConflict
 from .jobs import FINISHED_STATES, Job, JobState
 
 if TYPE_CHECKING:
@@ -84,6 +84,8 @@ class QueueSummary:
     queue: str
     counts: dict[JobState, int]
     oldest_available: datetime | None = None
+    #: False when the queue has waiting jobs and no live worker serves it: they never run.
+    served: bool = True
 
     @property
     def total(self) -> int:
@@ -105,23 +107,56 @@ class Overview:
     totals: dict[JobState, int]
     workers: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def unserved(self) -> list[QueueSummary]:
+        """Queues with waiting jobs that no live worker serves."""
+        return [q for q in self.queues if not q.served]
 
-def overview(jobs: JobQueue, *, with_workers: bool = True) -> Overview:
-    """Read counts per queue and state (plus queues that only have registered tasks)."""
+
+#: A worker silent for longer than this (it heartbeats every 2 s at most) is not counted as
+#: serving its queues; its row is pruned later, after four leases.
+LIVE_WORKER_SILENCE = timedelta(seconds=60)
+#: The states of jobs that wait for a worker.
+WAITING_STATES: tuple[JobState, ...] = (JobState.SCHEDULED, JobState.AVAILABLE, JobState.RETRYABLE)
+
+
+def overview(jobs: JobQueue) -> Overview:
+    """Read counts per queue and state (plus queues that only have registered tasks), the
+    live workers, and which queues with waiting jobs none of them serves."""
     counts = jobs.store.count_by_state()
     oldest = jobs.store.oldest_available()
+    workers = jobs.store.list_workers()
+    now = utcnow()
+    served = {
+        name
+        for w in workers
+        if now - w["heartbeat_at"] <= LIVE_WORKER_SILENCE
+        for name in str(w["queues"]).split(",")
+    }
     names = sorted({q for q, _ in counts} | set(jobs.registry.queues()))
-    queues = [
-        QueueSummary(
-            queue=name,
-            counts={s: counts.get((name, s), 0) for s in STATE_ORDER},
-            oldest_available=oldest.get(name),
+    queues = []
+    for name in names:
+        by_state = {s: counts.get((name, s), 0) for s in STATE_ORDER}
+        waiting = any(by_state[s] for s in WAITING_STATES)
+        queues.append(
+            QueueSummary(
+                queue=name,
+                counts=by_state,
+                oldest_available=oldest.get(name),
+                served=name in served or not waiting,
+            )
         )
-        for name in names
-    ]
     totals = {s: sum(q.count(s) for q in queues) for s in STATE_ORDER}
-    workers = jobs.store.list_workers() if with_workers else []
-    return Overview(at=utcnow(), queues=queues, totals=totals, workers=workers)
+    return Overview(at=now, queues=queues, totals=totals, workers=workers)
+
+
+def unserved_warning(queue: QueueSummary) -> str:
+    waiting = sum(queue.count(s) for s in WAITING_STATES)
+    return (
+        f"queue {queue.queue!r} has {waiting} waiting job(s) and no live worker serves it: "
+        f"start a worker with this queue (sqljobs worker APP --queues {queue.queue}, or "
+        f"jobs.worker(queues=[...])), or enqueue to a queue a worker serves"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +194,8 @@ def retry_job(jobs: JobQueue, job_id: int) -> Job:
         return jobs.retry(job_id)
     except JobNotFound:
         raise
+    except UniqueKeyConflict as exc:
+        raise ActionRefused(str(exc)) from None
     except StoreError:
         if jobs.get(job_id).state is JobState.RUNNING:  # claimed since we looked
             raise ActionRefused(f"job {job_id} is running; wait for it to finish") from None

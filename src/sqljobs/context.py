@@ -18,15 +18,49 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from ._arguments import check_json
 from .exceptions import Cancel, SerializationError
 from .jobs import Job
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
 #: Progress messages are stored up to this length.
 MAX_PROGRESS_MESSAGE = 500
+
+#: While a task that takes a session runs: the job table's engine and the job's session (a
+#: sync ``Session``, or an ``AsyncSession`` for an async task).
+_job_session: ContextVar[tuple[Engine, Any] | None] = ContextVar(
+    "sqljobs_job_session", default=None
+)
+
+
+@contextmanager
+def running_with_session(engine: Engine, session: Any) -> Iterator[None]:
+    """Mark ``session`` as the session of the job running in this thread (or async task)."""
+    token = _job_session.set((engine, session))
+    try:
+        yield
+    finally:
+        _job_session.reset(token)
+
+
+def job_session(engine: Engine) -> Any | None:
+    """The session of the job running here, if it takes one and works on ``engine``'s
+    database; else None."""
+    current = _job_session.get()
+    if current is None:
+        return None
+    job_engine, session = current
+    if job_engine is engine or job_engine.url == engine.url:
+        return session
+    return None
 
 
 class JobContext:

@@ -114,6 +114,21 @@ class Cancel(JobControl):
         self.reason = reason
 
 
+class UniqueKeyConflict(SqljobsError):
+    """Retrying the job would make it a second live job with the same unique key; nothing was
+    changed. ``holder`` is the id of the job that holds the key (None if unknown)."""
+
+    def __init__(self, message: str, *, job_id: int, holder: int | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.holder = holder
+
+
+class JobSessionMisused(SqljobsError):
+    """A task committed or began the job's own session, which sqljobs commits with the job's
+    completion (see docs/guarantees.md); the attempt is discarded, never retried."""
+
+
 class JobTimeout(SqljobsError):
     """The task ran longer than its ``timeout``; its transaction was rolled back."""
 

@@ -17,6 +17,7 @@ from . import events
 from ._administration import QueueAdministration
 from ._commit_hooks import report_on_commit
 from ._utils import Duration
+from .context import job_session
 from .exceptions import ConfigurationError
 from .jobs import NewJob
 from .periodic import Missed, Schedule
@@ -255,12 +256,27 @@ class JobQueue(QueueAdministration):
             >>> jobs.enqueue_many(db, [refresh.prepare(record_id=i) for i in ids])  # doctest: +SKIP
         """
         rows = list(new_jobs)
+        if session is None:
+            session = self._running_jobs_session()
         ids = self.store.enqueue(session, rows)
         if isinstance(session, Session):
             report_on_commit(session, ids, rows, self._committed)
         else:  # committed already, or a Connection whose commit we cannot see
             self._committed(ids, rows)
         return ids
+
+    def _running_jobs_session(self) -> Session | None:
+        """Inside a running task that takes a session (on this database), an enqueue without
+        one joins the job's session: the new jobs commit with the job, exactly once, and on
+        SQLite the enqueue does not wait for the write lock the job's own session holds."""
+        joined = job_session(self.engine)
+        if joined is None or isinstance(joined, Session):
+            return joined
+        raise ConfigurationError(
+            "enqueue without a session inside an async task that takes a session: its "
+            "AsyncSession holds the job's transaction (on SQLite, the write lock), so pass "
+            "it: await other_task.enqueue_async(session, ...)"
+        )
 
     async def enqueue_many_async(
         self, session: AsyncSession, new_jobs: Iterable[NewJob]

@@ -138,7 +138,8 @@ class Task(Generic[R]):
         """Store a job that runs this task with ``kwargs``; return its id.
 
         With ``session``, the job is inserted in that session's transaction: it exists only if
-        the caller commits. Without, it is inserted and committed at once. If the task is
+        the caller commits. Without, it is inserted and committed at once, except inside a
+        running sync task that takes a session: there it joins the job's session. If the task is
         unique (or ``unique_key`` is given) and a job holds the key, that job's id is returned
         and nothing is inserted.
         """

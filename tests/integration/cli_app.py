@@ -25,3 +25,8 @@ def bump(session: Session, counter_id: int = 1) -> int:
 @jobs.task(name="explode", queue="mail", max_attempts=1, backoff=Backoff(base=0.01, jitter=0))
 def explode(message: str) -> None:
     raise RuntimeError(message)
+
+
+@jobs.task(name="explode_once", queue="mail", max_attempts=1, unique=True)
+def explode_once(message: str) -> None:
+    raise RuntimeError(message)

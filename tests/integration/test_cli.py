@@ -164,6 +164,18 @@ def test_retry_cancel_and_prune(app: ModuleType, cli: Cli) -> None:
     assert cli.json("jobs", "list")["total"] == 1
 
 
+def test_retry_of_a_unique_job_whose_key_is_held_exits_refused(app: ModuleType, cli: Cli) -> None:
+    """Issue 12, case 9."""
+    cli("create-schema", APP)
+    old = app.explode_once.enqueue(message="down")
+    app.jobs.drain(ids=[old])
+    new = app.explode_once.enqueue(message="down")
+
+    refused = cli("retry", str(old), "--app", APP, code=4)
+    assert f"job {new} (available) holds its unique key" in refused.stderr
+    assert app.jobs.get(old).state is JobState.DISCARDED
+
+
 @pytest.mark.dialects("sqlite")
 def test_worker_process_prints_summaries_and_json_logs(app: ModuleType, db_url: str) -> None:
     app.jobs.create_schema()

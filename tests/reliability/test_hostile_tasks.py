@@ -28,7 +28,8 @@ EXPECTED: dict[str, tuple[JobState, str | None, bool]] = {
     "never_return": (JobState.DISCARDED, "LeaseExpired", False),
     "non_json_result": (JobState.DISCARDED, "sqljobs.exceptions.SerializationError", False),
     "close_own_session": (JobState.COMPLETED, None, False),
-    "commit_own_session": (JobState.COMPLETED, None, True),
+    # Its write before the commit stays; the attempt is discarded (issue 12, case 18b).
+    "commit_own_session": (JobState.DISCARDED, "sqljobs.exceptions.JobSessionMisused", True),
     "rollback_own_session": (JobState.COMPLETED, None, False),
 }
 

@@ -226,8 +226,9 @@ def test_hostile_tasks_do_not_kill_the_worker(
         "bad_result": "sqljobs.exceptions.SerializationError",
     }
     assert all(jobs.get(i).state is JobState.DISCARDED for i in ids[:4])
-    # Committing its own session early is allowed; the completion then commits on its own.
-    assert jobs.get(ids[4]).state is JobState.COMPLETED
+    # Committing the job's session breaks exactly-once: discarded (issue 12, case 18b).
+    assert jobs.get(ids[4]).state is JobState.DISCARDED
+    assert jobs.get(ids[4]).errors[-1].type == "sqljobs.exceptions.JobSessionMisused"
     assert jobs.get(ok).result == 42
 
 

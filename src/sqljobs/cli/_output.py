@@ -142,6 +142,9 @@ def render_status(jobs: JobQueue) -> RenderableType:
             _age(w["heartbeat_at"]),
         )
     parts: list[RenderableType] = [table, line]
+    parts += [
+        f"[yellow]warning:[/] {_escape(_overview.unserved_warning(q))}" for q in view.unserved
+    ]
     parts.append(workers if view.workers else "no worker is running")
     return Group(*parts)
 
@@ -156,9 +159,11 @@ def status_json(jobs: JobQueue) -> dict[str, Any]:
                 "counts": {s.value: q.count(s) for s in STATE_ORDER},
                 "total": q.total,
                 "oldest_available_at": _iso(q.oldest_available),
+                "served": q.served,
             }
             for q in view.queues
         ],
+        "warnings": [_overview.unserved_warning(q) for q in view.unserved],
         "totals": {s.value: n for s, n in view.totals.items()},
         "workers": [
             {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in w.items()}

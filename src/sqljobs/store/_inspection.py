@@ -9,9 +9,10 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, delete, false, func, literal, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from .._utils import utcnow
-from ..exceptions import JobNotFound, StoreError
+from ..exceptions import JobNotFound, StoreError, UniqueKeyConflict
 from ..jobs import Job, JobState
 from . import _statements
 from ._base import (
@@ -24,6 +25,16 @@ from ._base import (
     _workers,
     row_to_job,
 )
+
+
+def _conflict(job_id: int, holder: int | None, state: str | None) -> UniqueKeyConflict:
+    who = f"job {holder} ({state})" if holder is not None else "a job enqueued meanwhile"
+    return UniqueKeyConflict(
+        f"job {job_id} was not retried: {who} holds its unique key, and two live jobs never "
+        f"share one. Let that job run, or cancel it and retry {job_id}",
+        job_id=job_id,
+        holder=holder,
+    )
 
 
 class InspectionStore(StoreBase):
@@ -81,23 +92,37 @@ class InspectionStore(StoreBase):
             read_only=True,
         )
 
-    def retry(self, job_id: int) -> Job:
-        """Make a finished or waiting job run again now (one more attempt if it used them all)."""
+    def retry(self, job_id: int, *, unique_key: str | None = None) -> Job:
+        """Make a finished or waiting job run again now (one more attempt if it used them all).
+
+        ``unique_key``: the key the job held while it was live, given back to a job whose row
+        no longer holds it (finished, or claimed with scope ``waiting``). Raises
+        :class:`UniqueKeyConflict` (changing nothing) when another job holds it.
+        """
 
         def work(conn: Connection) -> Job:
             job = self._locked(conn, job_id)
             if job.state is JobState.RUNNING:
                 raise StoreError(f"job {job_id} is running; wait for it to finish")
-            conn.execute(
-                update(_jobs)
-                .where(_jobs.c.id == job_id)
-                .values(
-                    state=JobState.AVAILABLE.value,
-                    run_at=utcnow(),
-                    finished_at=None,
-                    max_attempts=max(job.max_attempts, job.attempt + 1),
-                )
-            )
+            values: dict[str, Any] = {
+                "state": JobState.AVAILABLE.value,
+                "run_at": utcnow(),
+                "finished_at": None,
+                "max_attempts": max(job.max_attempts, job.attempt + 1),
+            }
+            if unique_key is not None and job.unique_key is None:
+                holder = conn.execute(
+                    select(_jobs.c.id, _jobs.c.state)
+                    .where(_jobs.c.unique_key == unique_key)
+                    .where(_jobs.c.id != job_id)
+                ).first()
+                if holder is not None:
+                    raise _conflict(job_id, int(holder.id), str(holder.state))
+                values["unique_key"] = unique_key
+            try:
+                conn.execute(update(_jobs).where(_jobs.c.id == job_id).values(values))
+            except IntegrityError:  # an enqueue took the key since the look-up
+                raise _conflict(job_id, None, None) from None
             return job
 
         self.run(work, what="retry")

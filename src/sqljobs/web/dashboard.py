@@ -90,6 +90,7 @@ def _environment() -> jinja2.Environment:
     env.filters["iso"] = lambda value: value.isoformat(timespec="seconds") if value else ""
     env.filters["age"] = _overview.format_age
     env.globals["STATE_ORDER"] = STATE_ORDER
+    env.globals["unserved_warning"] = _overview.unserved_warning
     env.filters["progress_of"] = lambda job: getattr(job, "progress", None)
     return env
 

@@ -108,6 +108,9 @@ class QueueStats(BaseModel):
         None, description="run_at of the longest-waiting available job"
     )
     backlog_seconds: float | None = Field(None, description="how long that job has been waiting")
+    served: bool = Field(
+        True, description="false: the queue has waiting jobs and no live worker serves it"
+    )
 
 
 class WorkerInfo(BaseModel):
@@ -140,6 +143,7 @@ class Stats(BaseModel):
                     total=q.total,
                     oldest_available_at=q.oldest_available,
                     backlog_seconds=backlog.total_seconds() if backlog is not None else None,
+                    served=q.served,
                 )
             )
         workers = [

@@ -21,11 +21,12 @@ from sqlalchemy.orm import sessionmaker
 
 from .._arguments import storable_text, to_json_value
 from .._utils import to_timedelta, utcnow
-from ..context import JobContext
+from ..context import JobContext, running_with_session
 from ..exceptions import (
     ArgumentsDoNotFit,
     Cancel,
     InvalidArguments,
+    JobSessionMisused,
     JobTimeout,
     Retry,
     SerializationError,
@@ -35,6 +36,7 @@ from ..exceptions import (
 from ..jobs import Job, JobError
 from ..registry import CONTEXT_PARAMETER, DEFAULT_MAX_ATTEMPTS, Task, TaskRegistry, make_backoff
 from ..store import JobStore, begin_write, set_sqlite_busy_timeout
+from ._job_session import SessionGuard
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
 
 if TYPE_CHECKING:
@@ -47,7 +49,7 @@ log = logging.getLogger("sqljobs.executor")
 _MAX_TRACEBACK = 16_000
 _MAX_MESSAGE = 2_000
 #: Errors that will fail the same way on every attempt: discard at once.
-_PERMANENT = (InvalidArguments,)
+_PERMANENT = (InvalidArguments, JobSessionMisused)
 _FALLBACK_BACKOFF = make_backoff(None)
 #: PostgreSQL aborts any statement of the task's transaction that runs past its timeout.
 _STATEMENT_TIMEOUT = text("SELECT set_config('statement_timeout', :ms, true)")
@@ -163,12 +165,18 @@ class Executor:
     def _execute_with_session(self, task: Task[Any], job: Job, kwargs: dict[str, Any]) -> Outcome:
         started = time.monotonic()
         session = self._session_factory()
+        guard = SessionGuard(session, task.name)
         try:
+            # Begun before the task on every database, so a task's session.begin() fails alike.
+            connection = session.connection()
             if self._store.support.single_writer:
-                begin_write(session.connection())
+                begin_write(connection)
             if task.timeout is not None and self._store.support.statement_timeout:
                 session.execute(_STATEMENT_TIMEOUT, {"ms": str(int(task.timeout * 1000))})
-            result = task.func(session=session, **kwargs)
+            with running_with_session(self._store.engine, session):
+                result = task.func(session=session, **kwargs)
+            guard.stop()
+            guard.check()
             _check_timeout(task, started)
             stored = _stored_result(result)
             if not self._store.complete(session, job, stored):
@@ -177,9 +185,10 @@ class Executor:
             session.commit()
             return Completed(result=stored, persisted=True)
         except BaseException as exc:
+            guard.stop()
             _safely(session.rollback)
             _reraise_interrupt(exc)
-            return map_exception(job, task, exc)
+            return map_exception(job, task, guard.explain(exc))
         finally:
             _safely(session.close)
 
@@ -197,11 +206,15 @@ class Executor:
         if self._async_session_factory is None:  # checked when the task is registered
             raise AssertionError("async task with a session but no async_session_factory")
         session = self._async_session_factory()
+        guard = SessionGuard(session.sync_session, task.name)
         try:
+            connection = await session.connection()
             if self._store.support.single_writer:
-                connection = await session.connection()
                 await connection.run_sync(begin_write)
-            result = await _cancellable(task.func(session=session, **kwargs), task.timeout, ctx)
+            with running_with_session(self._store.engine, session):
+                result = await _cancellable(task.func(session=session, **kwargs), task.timeout, ctx)
+            guard.stop()
+            guard.check()
             _check_blocked_timeout(task, job, started)
             stored = _stored_result(result)
             completed = await session.run_sync(
@@ -213,11 +226,12 @@ class Executor:
             await session.commit()
             return Completed(result=stored, persisted=True)
         except BaseException as exc:
+            guard.stop()
             try:
                 await session.rollback()
             except Exception:
                 log.warning("rollback of job %s's session failed", job.id, exc_info=True)
-            return map_exception(job, task, _describe_async(exc, task, started, ctx))
+            return map_exception(job, task, guard.explain(_describe_async(exc, task, started, ctx)))
         finally:
             try:
                 await session.close()
