@@ -17,9 +17,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 import sqljobs
-from tests import databases
+from tests import capabilities, databases
 
-DIALECTS = ["sqlite", "postgresql", "mariadb"]
+DIALECTS = list(capabilities.DIALECTS)
 
 
 class Base(DeclarativeBase):
@@ -66,10 +66,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run each database test once per dialect (or on those its ``dialects`` marker names)."""
-    if "dialect" in metafunc.fixturenames:
-        marker = metafunc.definition.get_closest_marker("dialects")
-        metafunc.parametrize("dialect", list(marker.args) if marker else DIALECTS)
+    """Run each database test once per dialect, or on those its markers allow:
+    ``needs(capability, ...)`` (declared in tests/capabilities.py) or
+    ``dialects(name, ..., reason="why the others are left out")``."""
+    if "dialect" not in metafunc.fixturenames:
+        return
+    chosen = list(DIALECTS)
+    for marker in metafunc.definition.iter_markers("needs"):
+        for name in marker.args:
+            chosen = [d for d in chosen if capabilities.has(name, d)]
+    for marker in metafunc.definition.iter_markers("dialects"):
+        unknown = set(marker.args) - set(DIALECTS)
+        if unknown:
+            pytest.fail(f"{metafunc.definition.nodeid}: unknown dialect(s) {sorted(unknown)}")
+        if set(marker.args) != set(DIALECTS) and not marker.kwargs.get("reason"):
+            pytest.fail(
+                f"{metafunc.definition.nodeid}: @pytest.mark.dialects{marker.args} leaves "
+                "databases out without a reason=; say why, or declare the difference in "
+                "tests/capabilities.py and use @pytest.mark.needs(...)"
+            )
+        chosen = [d for d in chosen if d in marker.args]
+    if not chosen:
+        pytest.fail(f"{metafunc.definition.nodeid}: its markers leave no database to run on")
+    metafunc.parametrize("dialect", chosen)
 
 
 @pytest.fixture

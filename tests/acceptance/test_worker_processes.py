@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sqljobs import JobQueue, JobState
+from sqljobs import Job, JobQueue, JobState
 from tests.helpers import add_counters, counter_total, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,10 +148,7 @@ def test_sigterm_finishes_the_running_job_then_exits(
     assert counter_total(app.SessionLocal) == 1
 
 
-def test_sigterm_past_the_grace_period_releases_the_job(
-    app: Any, workers: Any, tmp_path: Path
-) -> None:
-    jobs: JobQueue = app.jobs
+def _sigterm_past_the_grace_period(app: Any, workers: Any, tmp_path: Path) -> Job:
     marker = tmp_path / "started"
     job_id = app.bump.enqueue(counter_id=1, hold=5, marker=str(marker))
     worker = workers("--concurrency", "1", "--grace", "0.5", "--poll-interval", "0.05")
@@ -159,10 +156,22 @@ def test_sigterm_past_the_grace_period_releases_the_job(
     worker.signal(signal.SIGTERM)
     code, out = worker.wait(timeout=60)
     assert code == 0, out
-    job = jobs.get(job_id)
-    if jobs.store.support.single_writer:
-        # SQLite: the job holds the write lock until it ends, so it finishes instead.
-        assert job.state is JobState.COMPLETED and counter_total(app.SessionLocal) == 1
-    else:
-        assert job.state is JobState.AVAILABLE and job.attempt == 0
-        assert counter_total(app.SessionLocal) == 0
+    job: Job = app.jobs.get(job_id)
+    return job
+
+
+@pytest.mark.needs("concurrent_writers")
+def test_sigterm_past_the_grace_period_releases_the_job(
+    app: Any, workers: Any, tmp_path: Path
+) -> None:
+    job = _sigterm_past_the_grace_period(app, workers, tmp_path)
+    assert job.state is JobState.AVAILABLE and job.attempt == 0
+    assert counter_total(app.SessionLocal) == 0
+
+
+@pytest.mark.dialects("sqlite", reason="SQLite's own behaviour: one writer at a time")
+def test_sqlite_sigterm_past_the_grace_period_lets_the_job_holding_the_write_lock_finish(
+    app: Any, workers: Any, tmp_path: Path
+) -> None:
+    job = _sigterm_past_the_grace_period(app, workers, tmp_path)
+    assert job.state is JobState.COMPLETED and counter_total(app.SessionLocal) == 1

@@ -18,7 +18,7 @@ from sqljobs import JobQueue, OutcomeUnknown, Unique
 from sqljobs.schema import jobs_table
 from tests.lossy_proxy import LossyProxy
 
-pytestmark = pytest.mark.dialects("postgresql", "mariadb")
+pytestmark = pytest.mark.needs("network_connection")
 
 #: Where a single session-less enqueue's outcome is decided: PostgreSQL runs it as one
 #: autocommit statement, MariaDB in a transaction ended by COMMIT.

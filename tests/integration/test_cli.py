@@ -176,7 +176,7 @@ def test_retry_of_a_unique_job_whose_key_is_held_exits_refused(app: ModuleType, 
     assert app.jobs.get(old).state is JobState.DISCARDED
 
 
-@pytest.mark.dialects("sqlite")
+@pytest.mark.dialects("sqlite", reason="output and exit codes do not depend on the database")
 def test_worker_process_prints_summaries_and_json_logs(app: ModuleType, db_url: str) -> None:
     app.jobs.create_schema()
     for _ in range(3):
@@ -222,7 +222,7 @@ def test_worker_process_prints_summaries_and_json_logs(app: ModuleType, db_url: 
     assert by_outcome["discarded"]["error"] == "RuntimeError: kaput"
 
 
-@pytest.mark.dialects("sqlite")
+@pytest.mark.dialects("sqlite", reason="output and exit codes do not depend on the database")
 def test_exit_codes_of_a_real_process(app: ModuleType, db_url: str) -> None:
     app.jobs.create_schema()
     env = {**os.environ, "SQLJOBS_TEST_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}

@@ -20,7 +20,7 @@ from sqlalchemy.orm.exc import DetachedInstanceError
 
 from tests.conftest import Record
 
-pytestmark = pytest.mark.dialects("sqlite")
+pytestmark = pytest.mark.dialects("sqlite", reason="FastAPI's behaviour, not the database's")
 
 VERSION = tuple(int(part) for part in fastapi.__version__.split(".")[:2])
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqljobs import JobQueue
 
 
-@pytest.mark.dialects("postgresql", "mariadb")
+@pytest.mark.needs("network_connection")
 def test_a_forked_child_leaves_the_parents_connections_alone(jobs: JobQueue) -> None:
     @jobs.task
     def noted(n: int) -> None:

@@ -92,7 +92,7 @@ def test_bad_rows_are_discarded_with_their_error_and_the_worker_goes_on(
     assert result.lost == 0 and result.duplicated == 0
 
 
-@pytest.mark.dialects("sqlite")
+@pytest.mark.needs("stores_unchecked_json")
 def test_a_row_whose_args_are_not_json_at_all_does_not_stop_the_worker(
     dialect: str, rel_app: Any, workers: Workers
 ) -> None:
@@ -124,7 +124,7 @@ def test_a_row_whose_args_are_not_json_at_all_does_not_stop_the_worker(
     assert broken.args == "{broken"  # the stored text is kept for the operator
 
 
-@pytest.mark.dialects("postgresql", "mariadb")
+@pytest.mark.needs("server_checks_json")
 def test_the_server_refuses_non_json_args(dialect: str, rel_app: Any) -> None:
     """PostgreSQL's json type and MariaDB's JSON check refuse a row whose args are not JSON,
     so such a row never reaches a worker there."""

@@ -109,7 +109,7 @@ def run_under_faults(
     assert result.counter == JOBS
 
 
-@pytest.mark.dialects("postgresql")
+@pytest.mark.dialects("postgresql", reason="pg_terminate_backend; MariaDB's KILL has its own test")
 def test_postgresql_backends_terminated_mid_run(
     dialect: str, db_url: str, rel_app: Any, workers: Workers
 ) -> None:
@@ -145,7 +145,7 @@ def _real_restart_allowed() -> bool:
     return asked and local and shutil.which("pg_ctlcluster") is not None and os.geteuid() == 0
 
 
-@pytest.mark.dialects("postgresql")
+@pytest.mark.dialects("postgresql", reason="restarts the PostgreSQL server of this machine")
 def test_postgresql_server_restarted_mid_run(dialect: str, rel_app: Any, workers: Workers) -> None:
     """A real ``pg_ctlcluster restart`` of the whole server: in CI (``CI=true``) or with
     SQLJOBS_REL_PG_RESTART=1, as root on a machine with pg_ctlcluster; never on a shared
@@ -171,7 +171,7 @@ def test_postgresql_server_restarted_mid_run(dialect: str, rel_app: Any, workers
     run_under_faults(dialect, "pg-server-restart", rel_app, workers, restart, rounds=2)
 
 
-@pytest.mark.dialects("postgresql")
+@pytest.mark.dialects("postgresql", reason="ALLOW_CONNECTIONS and pg_terminate_backend")
 def test_postgresql_database_outage_mid_run(
     dialect: str, db_url: str, rel_app: Any, workers: Workers
 ) -> None:
@@ -210,7 +210,7 @@ def _ensure_pg_running() -> None:
     eventually(_pg_accepts_connections, timeout=120, interval=0.2)
 
 
-@pytest.mark.dialects("mariadb")
+@pytest.mark.dialects("mariadb", reason="KILL; PostgreSQL's pg_terminate_backend has its own test")
 def test_mariadb_connections_killed_mid_run(
     dialect: str, db_url: str, rel_app: Any, workers: Workers
 ) -> None:

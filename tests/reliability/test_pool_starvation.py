@@ -89,7 +89,9 @@ def test_a_backlog_far_larger_than_a_five_connection_pool_completes_without_star
     assert result.lost == 0 and result.duplicated == 0 and result.counter == half
 
 
-@pytest.mark.dialects("sqlite", "postgresql")
+@pytest.mark.dialects(
+    "sqlite", "postgresql", reason="the pool check runs before any database-specific code"
+)
 def test_a_concurrency_the_pool_cannot_serve_is_refused_at_start(
     dialect: str, db_url: str, rel_app: Any
 ) -> None:

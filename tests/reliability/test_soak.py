@@ -41,7 +41,6 @@ def curve(samples: list[dict[str, Any]], points: int = 10) -> list[dict[str, Any
     return [{**s, "t": round(s["t"] - start, 1)} for s in picked]
 
 
-@pytest.mark.dialects("postgresql", "mariadb", "sqlite")
 def test_soak_resources_stay_flat(
     dialect: str, rel_app: Any, workers: Workers, tmp_path: Path
 ) -> None:

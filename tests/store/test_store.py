@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqljobs import JobNotFound, JobQueue, JobState, SchemaNotReady
 from sqljobs.jobs import JobError
 from sqljobs.store import NewJob
+from tests import capabilities
 
 LEASE = timedelta(seconds=30)
 
@@ -105,7 +106,7 @@ def test_claim_order_priority_then_age_and_queue_filter(jobs: JobQueue) -> None:
     assert jobs.get(other).state is JobState.AVAILABLE
 
 
-def test_concurrent_claimers_never_get_the_same_job(jobs: JobQueue) -> None:
+def test_concurrent_claimers_never_get_the_same_job(jobs: JobQueue, dialect: str) -> None:
     total = 300
     jobs.store.enqueue(None, [new() for _ in range(total)])
     seen: list[list[int]] = []
@@ -130,7 +131,7 @@ def test_concurrent_claimers_never_get_the_same_job(jobs: JobQueue) -> None:
         thread.join()
     everything = [job_id for mine in seen for job_id in mine]
     assert len(everything) == total and len(set(everything)) == total
-    if not jobs.store.support.single_writer:
+    if capabilities.has("concurrent_writers", dialect):
         # Claimers overlap on server databases. (SQLite serialises writers and its busy
         # handler backs off for up to 100 ms, so one thread may legitimately take everything.)
         assert sum(1 for mine in seen if mine) > 1
@@ -282,7 +283,7 @@ def test_missing_tables_give_a_clear_error(jobs: JobQueue) -> None:
     assert "``" not in message
 
 
-@pytest.mark.dialects("postgresql")
+@pytest.mark.dialects("postgresql", reason="a server URL with a password (trust auth ignores it)")
 def test_missing_tables_name_the_database_without_its_password(db_url: str) -> None:
     url = make_url(db_url).set(password="s3cret-pw")
     engine = create_engine(url)  # trust auth: the password is not checked
@@ -295,7 +296,7 @@ def test_missing_tables_name_the_database_without_its_password(db_url: str) -> N
     assert f"/{url.database}:" in str(missing.value)
 
 
-@pytest.mark.dialects("sqlite")
+@pytest.mark.needs("file_database")
 def test_a_relative_sqlite_path_read_from_another_directory_is_named_and_warned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -314,13 +315,13 @@ def test_a_relative_sqlite_path_read_from_another_directory_is_named_and_warned(
     assert str(elsewhere) in warning.split("current directory")[1]
 
 
-@pytest.mark.dialects("sqlite")
+@pytest.mark.needs("file_database")
 def test_sqlite_runs_in_wal_mode(jobs: JobQueue) -> None:
     with jobs.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
-@pytest.mark.dialects("postgresql", "mariadb")
+@pytest.mark.needs("row_locks_skip_locked")
 def test_staging_and_pruning_do_not_wait_for_a_running_jobs_row(jobs: JobQueue) -> None:
     # A running job's row is locked by its own transaction while the job completes. On InnoDB
     # a range-scanning UPDATE or DELETE locks the index entry of that row before waiting for

@@ -161,7 +161,7 @@ def test_cancelling_a_running_sync_job_stops_it_at_a_checkpoint(jobs: JobQueue) 
     assert job.errors[-1].message == "cancelled by an operator while it was running"
 
 
-@pytest.mark.dialects("postgresql", "mariadb")
+@pytest.mark.needs("concurrent_writers")
 def test_a_cancelled_job_with_a_session_is_rolled_back(
     jobs: JobQueue, session_factory: sessionmaker[Session]
 ) -> None:
@@ -228,7 +228,7 @@ def test_an_async_task_past_its_timeout_is_cancelled(jobs: JobQueue) -> None:
     assert job.errors[-1].type == "sqljobs.exceptions.JobTimeout"
 
 
-@pytest.mark.dialects("postgresql")
+@pytest.mark.needs("statement_timeout")
 def test_postgresql_enforces_the_timeout_on_statements(jobs: JobQueue) -> None:
     @jobs.task(timeout=0.3, max_attempts=1)
     def sleeps_in_sql(session: Session) -> None:

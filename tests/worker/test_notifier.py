@@ -11,7 +11,7 @@ from sqljobs import JobQueue
 from sqljobs.worker._notifier import NotificationListener
 from tests.helpers import eventually
 
-pytestmark = pytest.mark.dialects("postgresql")
+pytestmark = pytest.mark.needs("listen_notify")
 
 
 def test_a_stopping_listener_is_woken_instead_of_waiting_for_its_next_check(

@@ -146,9 +146,9 @@ def test_graceful_stop_lets_a_running_job_finish(
     assert jobs.get(waiting).state is JobState.SCHEDULED
 
 
-def test_a_job_over_the_grace_period_is_released_and_cannot_commit(
+def _stuck_task_with_a_session(
     jobs: JobQueue, session_factory: sessionmaker[Session]
-) -> None:
+) -> tuple[int, threading.Event, threading.Event]:
     add_counters(session_factory)
     started, release = threading.Event(), threading.Event()
 
@@ -158,19 +158,18 @@ def test_a_job_over_the_grace_period_is_released_and_cannot_commit(
         started.set()
         release.wait(10)
 
-    job_id = stubborn.enqueue()
+    return stubborn.enqueue(), started, release
+
+
+@pytest.mark.needs("concurrent_writers")
+def test_a_job_over_the_grace_period_is_released_and_cannot_commit(
+    jobs: JobQueue, session_factory: sessionmaker[Session]
+) -> None:
+    job_id, started, release = _stuck_task_with_a_session(jobs, session_factory)
     worker = jobs.worker(concurrency=1, poll_interval=0.02)
     worker.start()
     assert started.wait(10)
     stubborn_thread = next(t for t in threading.enumerate() if t.name == "sqljobs-executor-0")
-    if jobs.store.support.single_writer:
-        # SQLite: the stuck task holds the only write lock, so releasing the job waits for it;
-        # the job then finishes normally and is not released. Its effect still counts once.
-        threading.Timer(0.5, release.set).start()
-        worker.stop(grace=0.1)
-        assert jobs.get(job_id).state is JobState.COMPLETED
-        assert counter_total(session_factory) == 1
-        return
     worker.stop(grace=0.1)
     released = jobs.get(job_id)
     assert released.state is JobState.AVAILABLE and released.attempt == 0
@@ -178,6 +177,26 @@ def test_a_job_over_the_grace_period_is_released_and_cannot_commit(
     stubborn_thread.join(10)  # its commit is refused: it no longer holds the lease
     assert counter_total(session_factory) == 0
     assert jobs.drain().completed == [job_id]
+    assert counter_total(session_factory) == 1
+
+
+@pytest.mark.dialects("sqlite", reason="SQLite's own behaviour: one writer at a time")
+def test_sqlite_a_job_over_the_grace_period_finishes_since_it_holds_the_write_lock(
+    jobs: JobQueue, session_factory: sessionmaker[Session]
+) -> None:
+    """The stuck task holds the only write lock, so releasing its job waits for it; the job
+    then finishes normally and is not released. Its effect still counts once."""
+    job_id, started, release = _stuck_task_with_a_session(jobs, session_factory)
+    worker = jobs.worker(concurrency=1, poll_interval=0.02)
+    worker.start()
+    assert started.wait(10)
+    stop_began = EventLog(jobs, events.WORKER_STOPPING)
+    stopping = threading.Thread(target=worker.stop, kwargs={"grace": 0.1})
+    stopping.start()
+    stop_began.wait_for(events.WORKER_STOPPING)
+    release.set()
+    stopping.join(30)
+    assert jobs.get(job_id).state is JobState.COMPLETED
     assert counter_total(session_factory) == 1
 
 
@@ -352,14 +371,16 @@ def test_no_threads_leak_across_many_jobs_and_workers(jobs: JobQueue) -> None:
     assert threading.active_count() == before
 
 
-@pytest.mark.dialects("sqlite")
+@pytest.mark.needs("file_database")
 def test_in_memory_sqlite_is_refused_for_threaded_workers() -> None:
     jobs = JobQueue(sessionmaker(create_engine("sqlite://")))
     with pytest.raises(ConfigurationError, match="in-memory SQLite"):
         jobs.worker().start()
 
 
-@pytest.mark.dialects("sqlite")
+@pytest.mark.dialects(
+    "sqlite", reason="the behaviour does not depend on the database; one is enough"
+)
 def test_worker_refuses_to_start_without_tables(dialect: str, tmp_path: Any) -> None:
     from sqljobs import SchemaNotReady
 
@@ -368,7 +389,7 @@ def test_worker_refuses_to_start_without_tables(dialect: str, tmp_path: Any) -> 
         jobs.worker().start()
 
 
-@pytest.mark.dialects("postgresql")
+@pytest.mark.needs("listen_notify")
 def test_listen_notify_wakes_a_worker_in_another_process_at_once(
     jobs: JobQueue, make_engine: Any
 ) -> None:
