@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._utils import utcnow
-from .exceptions import JobNotFound, SqljobsError, StoreError
+from .exceptions import JobNotFound, SecretsErased, SqljobsError, StoreError
 from .jobs import FINISHED_STATES, Job, JobState
 
 if TYPE_CHECKING:
@@ -159,6 +159,8 @@ def retry_job(jobs: JobQueue, job_id: int) -> Job:
         return jobs.retry(job_id)
     except JobNotFound:
         raise
+    except SecretsErased as exc:
+        raise ActionRefused(str(exc)) from None
     except StoreError:
         if jobs.get(job_id).state is JobState.RUNNING:  # claimed since we looked
             raise ActionRefused(f"job {job_id} is running; wait for it to finish") from None

@@ -10,14 +10,16 @@ from typing import Any
 from sqlalchemy import bindparam, case, delete, false, func, literal, select, update
 from sqlalchemy.engine import Connection
 
+from .._secrets import erased_names
 from .._utils import utcnow
-from ..exceptions import JobNotFound, StoreError
+from ..exceptions import JobNotFound, SecretsErased, StoreError
 from ..jobs import Job, JobState
 from . import _statements
 from ._base import (
     _FINISHED,
     JobFilters,
     StoreBase,
+    _erasing,
     _errors_with,
     _jobs,
     _operator_cancel,
@@ -88,6 +90,13 @@ class InspectionStore(StoreBase):
             job = self._locked(conn, job_id)
             if job.state is JobState.RUNNING:
                 raise StoreError(f"job {job_id} is running; wait for it to finish")
+            gone = erased_names(job.args)
+            if gone:
+                raise SecretsErased(
+                    f"job {job_id} cannot run again: its secret argument(s) "
+                    f"{', '.join(map(repr, gone))} were erased when it finished; enqueue a new "
+                    "job with the secrets instead"
+                )
             conn.execute(
                 update(_jobs)
                 .where(_jobs.c.id == job_id)
@@ -120,6 +129,7 @@ class InspectionStore(StoreBase):
                     lease_expires_at=None,
                     unique_key=_statements.KEY_WHEN_FINISHED,
                     errors=_errors_with(job, _operator_cancel(job)),
+                    **_erasing(job),
                 )
             )
 

@@ -15,7 +15,15 @@ from .._utils import utcnow
 from ..exceptions import StoreError
 from ..jobs import Job, JobError, JobState
 from . import _statements
-from ._base import _errors_with, _jobs, _owned_by, _owner_params, _workers, row_to_job
+from ._base import (
+    _erasing,
+    _errors_with,
+    _jobs,
+    _owned_by,
+    _owner_params,
+    _workers,
+    row_to_job,
+)
 from ._inspection import InspectionStore
 
 log = logging.getLogger("sqljobs.store")
@@ -147,6 +155,7 @@ class LeaseStore(InspectionStore):
                 if final:
                     values["finished_at"] = now
                     values["unique_key"] = _statements.KEY_WHEN_FINISHED
+                    values.update(_erasing(job))
                 conn.execute(update(_jobs).where(_owned_by(job)).values(values))
                 rescued.append(job.id)
             return rescued
