@@ -288,7 +288,12 @@ class ArgumentSpec:
     """What a task accepts from the caller, derived once from its signature."""
 
     def __init__(
-        self, func: Any, injected: frozenset[str], *, keyring: Keyring | None = None
+        self,
+        func: Any,
+        injected: frozenset[str],
+        *,
+        keyring: Keyring | None = None,
+        registered_name: str | None = None,
     ) -> None:
         signature = inspect.signature(func)
         try:
@@ -327,7 +332,8 @@ class ArgumentSpec:
         if self.secrets:
             from ._secret_arguments import SecretArguments  # it builds on this module
 
-            self.sealing = SecretArguments(self.task_name, self.secrets, keyring)
+            # Sealed for the registered name, which jobs keep across deploys.
+            self.sealing = SecretArguments(registered_name or self.task_name, self.secrets, keyring)
         self._checks = {
             name: check
             for name in self._known - self.secrets.keys()

@@ -87,7 +87,9 @@ class Task(Generic[R]):
         self.wants_session = SESSION_PARAMETER in parameters
         self.wants_context = CONTEXT_PARAMETER in parameters
         injected = frozenset({SESSION_PARAMETER, CONTEXT_PARAMETER}) & parameters.keys()
-        self.arguments = ArgumentSpec(func, frozenset(injected), keyring=keyring)
+        self.arguments = ArgumentSpec(
+            func, frozenset(injected), keyring=keyring, registered_name=name
+        )
         if self.arguments.secrets and keyring is None:
             raise ConfigurationError(
                 f"task {name} has secret argument(s) "
