@@ -277,10 +277,10 @@ def test_an_old_key_still_decrypts_after_rotation(
     before = JobQueue(session_factory, secret_keys=[KEY])
     old_job = register(before).enqueue(password="sealed with the old key")
     rotated = JobQueue(session_factory, secret_keys=f"{NEW_KEY}, {KEY}")  # new key first
-    register(rotated)
+    rotated_signup = register(rotated)
     rotated.drain()
     assert got == ["sealed with the old key"] and rotated.get(old_job).state.is_finished
-    new_job = register(rotated).enqueue(password="sealed with the new key")
+    new_job = rotated_signup.enqueue(password="sealed with the new key")
     only_new = JobQueue(session_factory, secret_keys=[NEW_KEY])  # the old key dropped
     register(only_new)
     only_new.drain()
