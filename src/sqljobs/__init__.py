@@ -5,6 +5,7 @@ Every job runs with its own Session, never the request's. See the README for a t
 
 from __future__ import annotations
 
+from ._secrets import Secret
 from .context import JobContext
 from .exceptions import (
     Cancel,
@@ -15,6 +16,8 @@ from .exceptions import (
     OutcomeUnknown,
     Retry,
     SchemaNotReady,
+    SecretNotReadable,
+    SecretsErased,
     SerializationError,
     Snooze,
     SqljobsError,
@@ -45,6 +48,9 @@ __all__ = [
     "OutcomeUnknown",
     "Retry",
     "SchemaNotReady",
+    "Secret",
+    "SecretNotReadable",
+    "SecretsErased",
     "SerializationError",
     "Snooze",
     "SqljobsError",

@@ -14,7 +14,6 @@ from .exceptions import ConfigurationError, UniqueKeyConflict
 from .jobs import Job, JobState
 from .registry import Task, TaskRegistry
 from .store import JobStore
-from .unique import Unique
 
 
 class QueueAdministration:
@@ -77,8 +76,7 @@ class QueueAdministration:
         if job.unique_scope is None or job.unique_key is not None:
             return None
         task: Task[Any] | None = self.registry.get(job.task)
-        unique: Unique | None = task.unique if task is not None else None
-        if unique is None:
+        if task is None or task.unique is None:
             why = (
                 f"its task {job.task} is not registered in this process"
                 if task is None
@@ -91,7 +89,7 @@ class QueueAdministration:
                 job_id=job.id,
             )
         args = job.args if isinstance(job.args, dict) else {}
-        return unique.key(job.task, args, job.created_at)
+        return task.unique_key_of(args, job.created_at)
 
     def cancel(self, job_id: int) -> Job:
         """Cancel a job: a waiting one never starts, a running one can no longer commit."""

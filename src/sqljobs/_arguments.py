@@ -13,14 +13,19 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstanceState, Session, scoped_session
 
 from ._conversions import converter_for
+from ._secrets import Secret, SecretParameter, is_sealed, secret_parameter
 from .exceptions import ArgumentsDoNotFit, InvalidArguments, SerializationError
+
+if TYPE_CHECKING:
+    from ._keyring import Keyring
+    from ._secret_arguments import SecretArguments
 
 _SESSION_LIKE: tuple[type, ...] = (Session, scoped_session, Connection, Engine)
 try:  # the asyncio extension imports without greenlet installed; be defensive anyway
@@ -144,6 +149,11 @@ def check_json(value: Any, path: str, *, depth: int = 0) -> None:
             if not _is_verbatim(item):
                 check_json(item, f"{path}[{_short(key)}]", depth=depth + 1)
         return
+    if isinstance(value, Secret):
+        raise SerializationError(
+            f"{path} is a Secret, which is stored only for a parameter annotated Secret[...]: "
+            "annotate the task's parameter Secret[str] (or Secret[Any]) to store it encrypted"
+        )
     raise SerializationError(
         f"{path} is a {type(value).__name__}, which is not JSON. Pass plain JSON "
         "(str, int, float, bool, None, lists and dicts of them), e.g. an ISO string for a "
@@ -277,7 +287,14 @@ def type_check(annotation: Any) -> TypeCheck | None:
 class ArgumentSpec:
     """What a task accepts from the caller, derived once from its signature."""
 
-    def __init__(self, func: Any, injected: frozenset[str]) -> None:
+    def __init__(
+        self,
+        func: Any,
+        injected: frozenset[str],
+        *,
+        keyring: Keyring | None = None,
+        registered_name: str | None = None,
+    ) -> None:
         signature = inspect.signature(func)
         try:
             hints = typing.get_type_hints(func)
@@ -304,15 +321,28 @@ class ArgumentSpec:
         self._required = frozenset(
             name for name in self._known if self.parameters[name].default is inspect.Parameter.empty
         )
+        #: Parameters annotated ``Secret[...]``: sealed by ``keyring`` at enqueue, opened
+        #: into a :class:`Secret` before the task runs.
+        self.secrets: dict[str, SecretParameter] = {
+            name: secret
+            for name in self._known
+            if (secret := secret_parameter(self.hints.get(name))) is not None
+        }
+        self.sealing: SecretArguments | None = None
+        if self.secrets:
+            from ._secret_arguments import SecretArguments  # it builds on this module
+
+            # Sealed for the registered name, which jobs keep across deploys.
+            self.sealing = SecretArguments(registered_name or self.task_name, self.secrets, keyring)
         self._checks = {
             name: check
-            for name in self._known
+            for name in self._known - self.secrets.keys()
             if (check := type_check(self.hints.get(name, inspect.Parameter.empty))) is not None
         }
         #: Parameters whose hints convert values to JSON and back (UUID, datetime, ...).
         self.converters = {
             name: converter
-            for name in self._known
+            for name in self._known - self.secrets.keys()
             if (converter := converter_for(self.hints.get(name))) is not None
         }
 
@@ -339,12 +369,21 @@ class ArgumentSpec:
             )
         if self.converters and not stored:
             kwargs = self._converted(kwargs, "to_json")
+        if self.sealing is not None and not stored:
+            kwargs = self.sealing.seal(kwargs)
         verbatim = True
         for name, value in kwargs.items():
             if not stored and self.accepts_any_keyword and not _is_verbatim(name):
                 _check_key(name, "args")
             if not _is_verbatim(value):
                 if not stored:
+                    if is_sealed(value) and name not in self.secrets:
+                        raise SerializationError(
+                            f"{self.task_name}: argument {name!r} is an object whose only key "
+                            "is '$secret', the stored form of a secret, which the dashboard "
+                            "would hide and a finished job would erase; annotate the parameter "
+                            "Secret[...] for a secret, or give the object another shape"
+                        )
                     check_json(value, f"args[{_short(name)}]")
                 verbatim = False
             check = self._checks.get(name)
@@ -368,7 +407,9 @@ class ArgumentSpec:
                 f"{type(args).__name__}"
             )
         checked = self.validate(args, stored=True)
-        return self._converted(checked, "from_json") if self.converters else checked
+        if self.converters:
+            checked = self._converted(checked, "from_json")
+        return self.sealing.open(checked) if self.sealing is not None else checked
 
     def _converted(self, kwargs: Mapping[str, Any], direction: str) -> dict[str, Any]:
         converted = dict(kwargs)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._utils import utcnow
-from .exceptions import JobNotFound, SqljobsError, StoreError, UniqueKeyConflict
+from .exceptions import JobNotFound, SecretsErased, SqljobsError, StoreError, UniqueKeyConflict
 from .jobs import FINISHED_STATES, Job, JobState
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def retry_job(jobs: JobQueue, job_id: int) -> Job:
         return jobs.retry(job_id)
     except JobNotFound:
         raise
-    except UniqueKeyConflict as exc:
+    except (UniqueKeyConflict, SecretsErased) as exc:
         raise ActionRefused(str(exc)) from None
     except StoreError:
         if jobs.get(job_id).state is JobState.RUNNING:  # claimed since we looked

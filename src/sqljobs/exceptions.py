@@ -49,6 +49,14 @@ class ArgumentsDoNotFit(InvalidArguments):
     of the code (a rolling deploy), so it goes back to the queue for another worker."""
 
 
+class SecretsErased(InvalidArguments):
+    """The job's secret arguments were erased when it finished: it cannot run again."""
+
+
+class SecretNotReadable(SqljobsError):
+    """A stored secret argument cannot be decrypted with this process's ``secret_keys``."""
+
+
 class StoreError(SqljobsError):
     """The job store failed to talk to the database."""
 

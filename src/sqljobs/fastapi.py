@@ -38,6 +38,7 @@ from ._utils import Duration
 from .exceptions import ConfigurationError
 from .web.router import router
 from .worker._lifespan import AppLifespan, WorkerLifespan
+from .worker._worker import DEFAULT_PRUNE_AFTER
 
 if TYPE_CHECKING:
     from .jobqueue import JobQueue
@@ -63,6 +64,7 @@ def lifespan(
     grace: Duration = 30.0,
     poll_interval: Duration = 0.5,
     lease: Duration = 30.0,
+    prune_after: Duration | None = DEFAULT_PRUNE_AFTER,
     wrap: AppLifespan | None = None,
     create_schema: bool = False,
     enabled: bool = True,
@@ -90,6 +92,7 @@ def lifespan(
         grace=grace,
         poll_interval=poll_interval,
         lease=lease,
+        prune_after=prune_after,
         wrap=wrap,
         create_schema=create_schema,
         enabled=enabled,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import events
 from ._administration import QueueAdministration
 from ._commit_hooks import report_on_commit
+from ._keyring import Keyring, SecretKeys
 from ._utils import Duration
 from .context import job_session
 from .exceptions import ConfigurationError
@@ -61,6 +62,10 @@ class JobQueue(QueueAdministration):
         engine: the engine for the job table, when ``session_factory`` has no single bind.
         inline: run each job right after it is enqueued (after the caller's commit), in the
             calling thread. For tests and scripts; see :mod:`sqljobs.testing`.
+        secret_keys: Fernet keys for ``Secret[...]`` task arguments (``sqljobs[secrets]``):
+            a list, or one string of comma-separated keys (``os.environ.get(...)``). The
+            first encrypts, all decrypt, so a key is rotated by putting a new one first and
+            keeping the old one until no job sealed with it is left. See docs/secrets.md.
 
     Example:
         >>> engine = create_engine("sqlite:///app.db")
@@ -79,6 +84,7 @@ class JobQueue(QueueAdministration):
         async_session_factory: async_sessionmaker[Any] | None = None,
         engine: Engine | None = None,
         inline: bool = False,
+        secret_keys: SecretKeys | None = None,
     ) -> None:
         if not isinstance(session_factory, sessionmaker):
             raise ConfigurationError(
@@ -100,6 +106,8 @@ class JobQueue(QueueAdministration):
         self.schedules: list[Schedule] = []
         self.events = events.EventBus()
         self.inline = inline
+        #: Seals ``Secret[...]`` arguments; None without ``secret_keys``.
+        self.keyring = Keyring(secret_keys) if secret_keys else None
         self._async_runner: AsyncRunner | None = None
         self._runner_lock = threading.Lock()
         self.runner = JobRunner(
@@ -191,6 +199,7 @@ class JobQueue(QueueAdministration):
                 backoff=make_backoff(backoff),
                 timeout=timeout_seconds(timeout),
                 unique=Unique() if unique is True else (unique or None),
+                keyring=self.keyring,
             )
             if task.is_async and task.wants_session and self.async_session_factory is None:
                 raise ConfigurationError(

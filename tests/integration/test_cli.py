@@ -238,3 +238,36 @@ def test_exit_codes_of_a_real_process(app: ModuleType, db_url: str) -> None:
     assert nothing.returncode == 2 and nothing.stderr.startswith("error: ")
     assert run("jobs", "list", "--app", APP, "--json").returncode == 0
     assert run("frobnicate").returncode == 2
+
+
+@pytest.mark.dialects("sqlite")
+def test_worker_prune_after_option_reaches_the_worker(app: ModuleType, db_url: str) -> None:
+    """The option's path is the same on every database; pruning itself is tested on each by
+    the store tests."""
+    app.jobs.create_schema()
+    app.bump.enqueue()
+    app.jobs.drain()
+    assert len(app.jobs.list_jobs()) == 1
+    env = {**os.environ, "SQLJOBS_TEST_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sqljobs", "worker", "--app", APP, "--no-live",
+         "--prune-after", "0s", "--poll-interval", "0.05"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        eventually(lambda: app.jobs.list_jobs() == [], timeout=30)  # first prune after 10s
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "pruned 1 finished job(s) older than 0:00:00" in err
+
+
+def test_worker_refuses_a_prune_after_that_is_no_age(app: ModuleType, cli: Cli) -> None:
+    refused = cli("worker", "--app", APP, "--prune-after", "soon", code=2)
+    assert "--prune-after: 'soon' is not an age (try 30s, 15m, 2h or 7d), or 'never'" in (
+        refused.stderr
+    )

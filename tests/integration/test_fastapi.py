@@ -9,6 +9,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -314,3 +315,26 @@ def test_async_endpoints_enqueue_in_their_async_session_and_async_tasks_share_th
     assert loops["task"] is loops["endpoint"]
     with session_factory() as db:
         assert db.get(Record, 1) is None
+
+
+@pytest.mark.dialects("sqlite")
+def test_prune_after_given_to_the_lifespan_reaches_its_worker(jobs: JobQueue) -> None:
+    """Passing an option through is the same on every database (pruning itself is tested on
+    each by the store tests)."""
+
+    @jobs.task
+    def noop() -> None:
+        pass
+
+    noop.enqueue()
+    jobs.drain()
+    lifespan = sqljobs.fastapi.lifespan(jobs, prune_after=0, poll_interval=0.05)
+    with TestClient(FastAPI(lifespan=lifespan)):
+        assert lifespan.worker is not None and lifespan.worker.prune_after == timedelta(0)
+        eventually(lambda: no_jobs(jobs), timeout=30)  # the first prune comes after 10s
+    keep = sqljobs.fastapi.lifespan(jobs, prune_after=None)
+    with TestClient(FastAPI(lifespan=keep)):
+        assert keep.worker is not None and keep.worker.prune_after is None
+    default = sqljobs.fastapi.lifespan(jobs)
+    with TestClient(FastAPI(lifespan=default)):
+        assert default.worker is not None and default.worker.prune_after == timedelta(days=7)

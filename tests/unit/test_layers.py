@@ -34,6 +34,9 @@ TOP_LEVEL = {
     "sqljobs._utils": VOCABULARY,
     "sqljobs._arguments": VOCABULARY,
     "sqljobs._conversions": VOCABULARY,
+    "sqljobs._secrets": VOCABULARY,
+    "sqljobs._secret_arguments": VOCABULARY,
+    "sqljobs._keyring": VOCABULARY,
     "sqljobs.exceptions": VOCABULARY,
     "sqljobs.jobs": VOCABULARY,
     "sqljobs.schema": VOCABULARY,
@@ -72,6 +75,7 @@ FRAMEWORKS = {
     "typer": ("sqljobs.cli",),
     "rich": ("sqljobs.cli",),
     "croniter": ("sqljobs.periodic",),
+    "cryptography": ("sqljobs._keyring",),  # only when a JobQueue is given secret_keys
 }
 
 

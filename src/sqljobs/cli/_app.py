@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, Any
 
 from .. import _logging, _overview
@@ -76,6 +77,9 @@ def _build_app() -> Any:
         grace: float = typer.Option(30.0, help="seconds running jobs get to finish on stop"),
         poll_interval: float = typer.Option(0.5, help="seconds between polls when idle"),
         lease: float = typer.Option(30.0, help="seconds a job's lease lasts between heartbeats"),
+        prune_after: str = typer.Option(
+            "7d", help="delete finished jobs older than this (1h, 7d, ...), or 'never'"
+        ),
         log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR"),
         log_format: str = typer.Option(
             "text",
@@ -108,6 +112,7 @@ def _build_app() -> Any:
         else:
             _logging.configure(log_level, json_lines=log_format == "json")
         with reporting():
+            keep_for = _prune_after(prune_after)
             jobs = _load(app_path or app_option_value)
             code = run_worker(
                 jobs,
@@ -117,6 +122,7 @@ def _build_app() -> Any:
                 grace=grace,
                 poll_interval=poll_interval,
                 lease=lease,
+                prune_after=keep_for,
                 live=show_live,
                 summary_interval=summary_interval,
                 console=live_console,
@@ -288,6 +294,15 @@ def _parse_state(text: str) -> JobState:
             f"unknown state {text!r}; choose from {', '.join(s.value for s in JobState)}",
             EXIT_USAGE,
         ) from None
+
+
+def _prune_after(text: str) -> timedelta | None:
+    if text.strip().lower() in ("never", "none", "off"):
+        return None
+    try:
+        return _overview.parse_age(text)
+    except ValueError as exc:
+        raise CliError(f"--prune-after: {exc}, or 'never' to keep them", EXIT_USAGE) from None
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _overview
 from .._overview import STATE_ORDER
+from .._secrets import redacted
 from .._utils import utcnow
 from ..jobs import Job, JobState
 
@@ -39,7 +40,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "priority": job.priority,
         "attempt": job.attempt,
         "max_attempts": job.max_attempts,
-        "args": job.args,
+        "args": redacted(job.args),
         "run_at": _iso(job.run_at),
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
@@ -190,7 +191,7 @@ def render_job_list(found: list[Job], total: int, offset: int) -> RenderableType
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for job in found:
         last = job.last_error
-        args = json.dumps(job.args, ensure_ascii=False, default=str)
+        args = json.dumps(redacted(job.args), ensure_ascii=False, default=str)
         table.add_row(
             str(job.id),
             _escape(job.task),
@@ -230,7 +231,7 @@ def render_job(job: Job) -> RenderableType:
         shown = f"{progress:.0%}" if isinstance(progress, (int, float)) else str(progress)
         facts.add_row("progress", _escape(f"{shown} {message}".strip()))
     parts: list[RenderableType] = [facts]
-    pretty = json.dumps(job.args, indent=2, ensure_ascii=False, default=str)
+    pretty = json.dumps(redacted(job.args), indent=2, ensure_ascii=False, default=str)
     parts.append(Panel(_escape(pretty), title="args", title_align="left"))
     if job.result is not None:
         result = json.dumps(job.result, indent=2, ensure_ascii=False, default=str)

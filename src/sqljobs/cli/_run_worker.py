@@ -7,10 +7,12 @@ import signal
 import sys
 import threading
 import time
+from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..jobqueue import JobQueue
+from ..worker._worker import DEFAULT_PRUNE_AFTER
 from ._loading import EXIT_ERROR, EXIT_OK
 from ._output import Rate, summary_table, worker_summary
 
@@ -29,6 +31,7 @@ def run_worker(
     prefetch: int | None = None,
     poll_interval: float,
     lease: float,
+    prune_after: timedelta | None = DEFAULT_PRUNE_AFTER,
     live: bool = False,
     summary_interval: float = 60.0,
     console: Console | None = None,
@@ -40,6 +43,7 @@ def run_worker(
         grace=grace,
         poll_interval=poll_interval,
         lease=lease,
+        prune_after=prune_after,
     )
     stop_requested = threading.Event()
     signals_seen = 0

@@ -18,6 +18,7 @@ from sqlalchemy import Delete, Row, Select, Update, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from .._secrets import erased, has_secrets
 from .._utils import utcnow
 from ..exceptions import OutcomeUnknown, SchemaNotReady, StoreError
 from ..jobs import FINISHED_STATES, Job, JobError, JobState
@@ -104,6 +105,12 @@ def _operator_cancel(job: Job) -> JobError:
 def _errors_with(job: Job, error: JobError) -> list[dict[str, Any]]:
     kept = [e.to_json() for e in job.errors] + [error.to_json()]
     return kept[-MAX_ERRORS_KEPT:]
+
+
+def _erasing(job: Job) -> dict[str, Any]:
+    """The values that erase ``job``'s secrets as it finishes (none if it holds none): a
+    finished job's secrets are never needed again, so they are not kept until it is pruned."""
+    return {"args": erased(job.args)} if has_secrets(job.args) else {}
 
 
 def missing_tables_message(engine: Engine) -> str:

@@ -11,14 +11,16 @@ from sqlalchemy import bindparam, case, delete, false, func, literal, select, up
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from .._secrets import erased_names
 from .._utils import utcnow
-from ..exceptions import JobNotFound, StoreError, UniqueKeyConflict
+from ..exceptions import JobNotFound, SecretsErased, StoreError, UniqueKeyConflict
 from ..jobs import Job, JobState
 from . import _statements
 from ._base import (
     _FINISHED,
     JobFilters,
     StoreBase,
+    _erasing,
     _errors_with,
     _jobs,
     _operator_cancel,
@@ -104,6 +106,13 @@ class InspectionStore(StoreBase):
             job = self._locked(conn, job_id)
             if job.state is JobState.RUNNING:
                 raise StoreError(f"job {job_id} is running; wait for it to finish")
+            gone = erased_names(job.args)
+            if gone:
+                raise SecretsErased(
+                    f"job {job_id} cannot run again: its secret argument(s) "
+                    f"{', '.join(map(repr, gone))} were erased when it finished; enqueue a new "
+                    "job with the secrets instead"
+                )
             values: dict[str, Any] = {
                 "state": JobState.AVAILABLE.value,
                 "run_at": utcnow(),
@@ -145,6 +154,7 @@ class InspectionStore(StoreBase):
                     lease_expires_at=None,
                     unique_key=_statements.KEY_WHEN_FINISHED,
                     errors=_errors_with(job, _operator_cancel(job)),
+                    **_erasing(job),
                 )
             )
 

@@ -20,11 +20,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from .._secrets import erased, has_secrets
 from .._utils import utcnow
 from ..jobs import Job, JobError, JobState, NewJob
 from . import _dialects, _statements
 from ._base import (
     NOTIFY_CHANNEL,
+    _erasing,
     _errors_with,
     _jobs,
     _owned_by,
@@ -47,6 +49,13 @@ def _as_claimed(job: Job, params: dict[str, Any]) -> Job:
         lease_expires_at=params["p_until"],
         unique_key=None if waiting_only else job.unique_key,
     )
+
+
+def _completion(job: Job, result: Any, now: datetime) -> tuple[Any, dict[str, Any]]:
+    params = {**_owner_params(job), "p_now": now, "p_result": result}
+    if not has_secrets(job.args):
+        return _statements.COMPLETE, params
+    return _statements.COMPLETE_ERASING, {**params, "p_args": erased(job.args)}
 
 
 class JobStore(LeaseStore):
@@ -290,20 +299,25 @@ class JobStore(LeaseStore):
 
     def complete(self, executor: Session | Connection, job: Job, result: Any) -> bool:
         """Mark ``job`` completed inside the caller's transaction. False: the lease was lost."""
-        params = {**_owner_params(job), "p_now": utcnow(), "p_result": result}
-        outcome: Any = executor.execute(_statements.COMPLETE, params)
+        statement, params = _completion(job, result, utcnow())
+        outcome: Any = executor.execute(statement, params)
         return bool(outcome.rowcount == 1)
 
     def complete_many(self, done: Sequence[tuple[Job, Any]]) -> set[int]:
-        """Complete jobs whose task had no session, in one transaction; returns those stored."""
+        """Complete jobs whose task had no session, in one transaction; returns those stored.
+        Jobs holding secrets have them erased by their completion's statement."""
 
         def work(conn: Connection) -> set[int]:
             if len(done) > 1 and self.engine.dialect.supports_sane_multi_rowcount:
-                params = [
-                    {**_owner_params(job), "p_now": now, "p_result": result} for job, result in done
-                ]
-                outcome: Any = conn.execute(_statements.COMPLETE, params)
-                if outcome.rowcount == len(done):
+                batches: dict[Any, list[dict[str, Any]]] = {}
+                for job, result in done:
+                    statement, params = _completion(job, result, now)
+                    batches.setdefault(statement, []).append(params)
+                stored = 0
+                for statement, batch in batches.items():
+                    outcome: Any = conn.execute(statement, batch)
+                    stored += outcome.rowcount
+                if stored == len(done):
                     return {job.id for job, _ in done}
                 conn.rollback()  # some lease was lost: find out which, one by one
                 _dialects.begin_write(conn)
@@ -331,6 +345,7 @@ class JobStore(LeaseStore):
                 state=JobState.DISCARDED.value,
                 finished_at=error.at,
                 unique_key=_statements.KEY_WHEN_FINISHED,
+                **_erasing(job),
             )
         else:
             values.update(state=JobState.RETRYABLE.value, run_at=retry_at)
@@ -358,5 +373,6 @@ class JobStore(LeaseStore):
             "lease_owner": None,
             "lease_expires_at": None,
             "unique_key": _statements.KEY_WHEN_FINISHED,
+            **_erasing(job),
         }
         return self._set_outcome(job, values, "cancel")

@@ -17,6 +17,7 @@ from ..jobs import Job, JobError, JobState
 from . import _statements
 from ._base import (
     NOTIFY_CHANNEL,
+    _erasing,
     _errors_with,
     _jobs,
     _owned_by,
@@ -155,6 +156,7 @@ class LeaseStore(InspectionStore):
                 if final:
                     values["finished_at"] = now
                     values["unique_key"] = _statements.KEY_WHEN_FINISHED
+                    values.update(_erasing(job))
                 conn.execute(update(_jobs).where(_owned_by(job)).values(values))
                 rescued.append(job.id)
             return rescued

@@ -156,6 +156,9 @@ COMPLETE = (
     )
 )
 
+#: COMPLETE for a job holding secrets: their tokens are erased in the same statement.
+COMPLETE_ERASING = COMPLETE.values(args=bindparam("p_args", type_=_jobs.c.args.type))
+
 STAGE = (
     update(_jobs)
     .where(_jobs.c.state.in_([JobState.SCHEDULED.value, JobState.RETRYABLE.value]))

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import _overview
 from .._overview import STATE_ORDER, ActionRefused
+from .._secrets import redacted
 from .._utils import utcnow
 from ..exceptions import ConfigurationError, JobNotFound
 from ..jobqueue import JobQueue
@@ -85,6 +86,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["pretty"] = _pretty_json
+    env.filters["redacted"] = redacted
     env.filters["compact"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
     env.filters["ago"] = _ago
     env.filters["iso"] = lambda value: value.isoformat(timespec="seconds") if value else ""

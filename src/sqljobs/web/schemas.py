@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from .._overview import Overview, Throughput
+from .._secrets import redacted
 from ..jobs import Job, JobError, JobState
 
 
@@ -41,7 +42,10 @@ class JobSummary(BaseModel):
     priority: int
     attempt: int
     max_attempts: int
-    args: Any = Field(description="the job's JSON arguments")
+    args: Any = Field(
+        description='the job\'s JSON arguments; a secret argument shows as "<secret>" '
+        '("<secret erased>" once the job finished)'
+    )
     run_at: datetime
     created_at: datetime
     started_at: datetime | None = None
@@ -59,7 +63,7 @@ class JobSummary(BaseModel):
             priority=job.priority,
             attempt=job.attempt,
             max_attempts=job.max_attempts,
-            args=job.args,
+            args=redacted(job.args),
             run_at=job.run_at,
             created_at=job.created_at,
             started_at=job.started_at,

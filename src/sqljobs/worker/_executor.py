@@ -29,6 +29,7 @@ from ..exceptions import (
     JobSessionMisused,
     JobTimeout,
     Retry,
+    SecretNotReadable,
     SerializationError,
     Snooze,
     TaskNotRegistered,
@@ -90,19 +91,24 @@ MISFIT_DELAY = 5.0
 MISFIT_MAX_DELAY = 300.0
 
 
-def does_not_fit(job: Job, exc: ArgumentsDoNotFit) -> Snoozed:
+def does_not_fit(job: Job, exc: ArgumentsDoNotFit | SecretNotReadable) -> Snoozed:
     """The job's arguments do not fit this worker's version of its task (a parameter added or
-    removed by a deploy still rolling out): back to the queue for another worker, the attempt
-    not counted, with a note in its errors. Never discarded: an operator sees the notes and
-    cancels or deletes a job no version will run."""
-    misfits = sum(1 for error in job.errors if error.type == "ArgumentsDoNotFit")
+    removed by a deploy still rolling out), or its secrets were sealed with a key this worker
+    lacks (a key rotation rolling out): back to the queue for another worker, the attempt
+    not counted, with a note in its errors. Never discarded (which would erase its secrets):
+    an operator sees the notes and cancels or deletes a job no worker will run."""
+    kind = type(exc).__name__ if isinstance(exc, SecretNotReadable) else "ArgumentsDoNotFit"
+    misfits = sum(1 for error in job.errors if error.type == kind)
     delay = min(MISFIT_DELAY * 2**misfits, MISFIT_MAX_DELAY)
+    wanted = (
+        "that holds its key" if kind != "ArgumentsDoNotFit" else "whose version of the task fits"
+    )
     note = JobError(
         attempt=job.attempt,
         at=utcnow(),
-        type="ArgumentsDoNotFit",
-        message=f"{exc}; back in the queue for {delay:g}s for a worker whose version of the "
-        "task fits (attempt not counted)"[:_MAX_MESSAGE],
+        type=kind,
+        message=f"{exc}; back in the queue for {delay:g}s for a worker {wanted} "
+        "(attempt not counted)"[:_MAX_MESSAGE],
         traceback="",
     )
     return Snoozed(run_at=utcnow() + timedelta(seconds=delay), note=note)
@@ -139,7 +145,7 @@ class Executor:
         try:
             task = self._registry[job.task]
             kwargs = task.arguments.bind_stored(job.args)
-        except ArgumentsDoNotFit as exc:
+        except (ArgumentsDoNotFit, SecretNotReadable) as exc:
             return does_not_fit(job, exc)
         except (TaskNotRegistered, InvalidArguments) as exc:
             return map_exception(job, None, exc)

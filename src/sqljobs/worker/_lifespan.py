@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._utils import Duration, to_seconds
 from ._async_runner import AsyncRunner
+from ._worker import DEFAULT_PRUNE_AFTER
 
 if TYPE_CHECKING:
     from ..jobqueue import JobQueue
@@ -41,7 +42,9 @@ class WorkerLifespan:
 
     Args:
         jobs: the queue whose tasks the worker runs.
-        concurrency, prefetch, queues, poll_interval, lease: as for :class:`~sqljobs.Worker`.
+        concurrency, prefetch, queues, poll_interval, lease, prune_after: as for
+            :class:`~sqljobs.Worker` (``prune_after``: finished jobs older than this are
+            deleted, default 7 days; None keeps them).
         grace: seconds running jobs get to finish at shutdown; the rest go back to the queue.
         wrap: the app's own lifespan, to compose with.
         create_schema: create the sqljobs tables at startup if missing (quick starts; use
@@ -63,6 +66,7 @@ class WorkerLifespan:
         grace: Duration = 30.0,
         poll_interval: Duration = 0.5,
         lease: Duration = 30.0,
+        prune_after: Duration | None = DEFAULT_PRUNE_AFTER,
         wrap: AppLifespan | None = None,
         create_schema: bool = False,
         enabled: bool = True,
@@ -81,6 +85,7 @@ class WorkerLifespan:
             "grace": grace,
             "poll_interval": poll_interval,
             "lease": lease,
+            "prune_after": prune_after,
         }
         #: The running worker, while the app lives (None otherwise).
         self.worker: Worker | None = None

@@ -35,6 +35,8 @@ from ._slots import Slots
 from ._stats import WorkerStats
 
 log = logging.getLogger("sqljobs.worker")
+#: How long finished jobs are kept by default (``prune_after``).
+DEFAULT_PRUNE_AFTER = timedelta(days=7)
 
 #: Connections a worker uses besides its executors: claimer, completer and heartbeat.
 OWN_CONNECTIONS = 3
@@ -108,7 +110,7 @@ class Worker:
         rescue_interval: Duration | None = None,
         grace: Duration = 30.0,
         name: str | None = None,
-        prune_after: Duration | None = timedelta(days=7),
+        prune_after: Duration | None = DEFAULT_PRUNE_AFTER,
         prune_interval: Duration = 300.0,
         periodic: bool = True,
     ) -> None:
@@ -157,9 +159,11 @@ class Worker:
         self._stopped = threading.Event()
         self._wakeup = threading.Event()
         self._started = False
+        #: Finished jobs older than this are deleted (None: kept).
+        self.prune_after = None if prune_after is None else to_timedelta(prune_after)
         self._build(
             parts,
-            prune_after=None if prune_after is None else to_timedelta(prune_after),
+            prune_after=self.prune_after,
             prune_interval=to_seconds(prune_interval, name="prune_interval"),
             periodic=periodic,
         )
