@@ -240,7 +240,9 @@ def test_exit_codes_of_a_real_process(app: ModuleType, db_url: str) -> None:
     assert run("frobnicate").returncode == 2
 
 
-@pytest.mark.dialects("sqlite")
+@pytest.mark.dialects(
+    "sqlite", reason="the option reaches the worker the same way on every database"
+)
 def test_worker_prune_after_option_reaches_the_worker(app: ModuleType, db_url: str) -> None:
     """The option's path is the same on every database; pruning itself is tested on each by
     the store tests."""
