@@ -8,6 +8,7 @@ check that the database's clock decides.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from collections.abc import Callable, Collection
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 import sqljobs._utils
 from sqljobs import JobQueue, JobState, events
@@ -109,3 +111,23 @@ def test_a_worker_whose_clock_runs_behind_still_claims_due_jobs(
     with jobs.worker(concurrency=1, poll_interval=0.02):
         eventually(lambda: jobs.get(job_id).state is JobState.COMPLETED, timeout=15)
     assert runs == [1]
+
+
+@pytest.mark.dialects("sqlite")
+def test_the_database_clock_is_stored_like_every_other_time(jobs: JobQueue) -> None:
+    # SQLite compares datetimes as text: a lease written by the database's clock must have
+    # the format Python-written times have, or "expired" would be decided on characters.
+    @jobs.task
+    def quick() -> None:
+        pass
+
+    job_id = quick.enqueue()
+    jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=timedelta(seconds=30))
+    with jobs.store.engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT created_at, lease_expires_at FROM sqljobs_jobs WHERE id = :id"),
+            {"id": job_id},
+        ).one()
+    pattern = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}"
+    assert re.fullmatch(pattern, row.created_at) and re.fullmatch(pattern, row.lease_expires_at)
+    assert row.created_at < row.lease_expires_at
