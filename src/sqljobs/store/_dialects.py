@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from ..exceptions import ConfigurationError
+from ..schema import UTCDateTime
 
 _MYSQL_DEADLOCK_CODES = {1205, 1213}  # lock wait timeout, deadlock found
 
@@ -65,6 +70,51 @@ def support_for(engine_or_conn: Engine | Connection) -> DialectSupport:
     raise ConfigurationError(
         f"sqljobs supports SQLite, PostgreSQL and MariaDB/MySQL; this engine is {name!r}"
     )
+
+
+class db_now(FunctionElement[datetime]):
+    """The database's clock as naive UTC, as :class:`~sqljobs.schema.UTCDateTime` stores it,
+    optionally plus a number of seconds: ``db_now()``, ``db_now(bindparam("p_lease"))``.
+
+    Every lease, schedule and heartbeat comparison uses it, so workers whose clocks disagree
+    still agree on when a lease expires or a job is due: one clock decides, the database's.
+    """
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "db_now"
+
+
+def _offset(compiler: SQLCompiler, element: db_now, **kw: Any) -> str | None:
+    clauses = list(element.clauses)
+    return compiler.process(clauses[0], **kw) if clauses else None
+
+
+@compiles(db_now, "sqlite")
+def _sqlite_now(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite stores datetimes as text and compares them as text: produce the stored format
+    # ('YYYY-MM-DD HH:MM:SS.ffffff'; its clock has milliseconds, so three zeros follow).
+    offset = _offset(compiler, element, **kw)
+    modifier = f", printf('%.6f seconds', {offset})" if offset is not None else ""
+    return f"strftime('%Y-%m-%d %H:%M:%f000', 'now'{modifier})"
+
+
+@compiles(db_now, "postgresql")
+def _postgresql_now(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    # statement_timestamp(): one value for the whole statement (stable, so plans are not
+    # affected), and not stale like now(), which stays at the transaction's start.
+    now = "timezone('utc', statement_timestamp())"
+    offset = _offset(compiler, element, **kw)
+    return now if offset is None else f"({now} + make_interval(secs => {offset}))"
+
+
+@compiles(db_now, "mysql")
+@compiles(db_now, "mariadb")
+def _mysql_now(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    offset = _offset(compiler, element, **kw)
+    if offset is None:
+        return "UTC_TIMESTAMP(6)"
+    return f"TIMESTAMPADD(MICROSECOND, ROUND(({offset}) * 1000000), UTC_TIMESTAMP(6))"
 
 
 def check_server(conn: Connection) -> None:

@@ -7,12 +7,11 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, false, func, literal, select, update
+from sqlalchemy import Float, bindparam, case, delete, false, func, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from .._secrets import erased_names
-from .._utils import utcnow
 from ..exceptions import JobNotFound, SecretsErased, StoreError, UniqueKeyConflict
 from ..jobs import Job, JobState
 from . import _statements
@@ -27,6 +26,7 @@ from ._base import (
     _workers,
     row_to_job,
 )
+from ._dialects import db_now
 
 
 def _conflict(job_id: int, holder: int | None, state: str | None) -> UniqueKeyConflict:
@@ -115,7 +115,7 @@ class InspectionStore(StoreBase):
                 )
             values: dict[str, Any] = {
                 "state": JobState.AVAILABLE.value,
-                "run_at": utcnow(),
+                "run_at": db_now(),
                 "finished_at": None,
                 "max_attempts": max(job.max_attempts, job.attempt + 1),
             }
@@ -149,7 +149,7 @@ class InspectionStore(StoreBase):
                 .where(_jobs.c.id == job_id)
                 .values(
                     state=JobState.CANCELLED.value,
-                    finished_at=utcnow(),
+                    finished_at=db_now(),
                     lease_owner=None,
                     lease_expires_at=None,
                     unique_key=_statements.KEY_WHEN_FINISHED,
@@ -178,7 +178,8 @@ class InspectionStore(StoreBase):
         unfinished = set(chosen) - set(_FINISHED)
         if unfinished:
             raise ValueError(f"only finished jobs can be pruned, not {sorted(unfinished)}")
-        finished = (_jobs.c.state.in_(chosen), _jobs.c.finished_at < utcnow() - older_than)
+        finished_before = db_now(literal(-older_than.total_seconds(), Float))
+        finished = (_jobs.c.state.in_(chosen), _jobs.c.finished_at < finished_before)
         if self.support.index_locks_before_rows:
             by_id = delete(_jobs).where(_jobs.c.id.in_(bindparam("p_ids", expanding=True)))
             pick = _statements.locked_ids(*finished)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Float, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -51,11 +51,19 @@ def _as_claimed(job: Job, params: dict[str, Any]) -> Job:
     )
 
 
-def _completion(job: Job, result: Any, now: datetime) -> tuple[Any, dict[str, Any]]:
-    params = {**_owner_params(job), "p_now": now, "p_result": result}
+def _completion(job: Job, result: Any) -> tuple[Any, dict[str, Any]]:
+    params = {**_owner_params(job), "p_result": result}
     if not has_secrets(job.args):
         return _statements.COMPLETE, params
     return _statements.COMPLETE_ERASING, {**params, "p_args": erased(job.args)}
+
+
+def _on_database_clock(at: datetime) -> Any:
+    """``at``, a time this process computed as "now plus a delay" (a retry's backoff, a
+    snooze), as the same delay from the database's now: the delay is measured here, but when
+    it ends is decided on the one clock every worker shares."""
+    delay = (at - utcnow()).total_seconds()
+    return _dialects.db_now(literal(delay, Float))
 
 
 class JobStore(LeaseStore):
@@ -151,13 +159,14 @@ class JobStore(LeaseStore):
     # -- claim ---------------------------------------------------------------------------
 
     def stage(self, *, until: datetime | None = None) -> int:
-        """Make scheduled and retryable jobs whose time has come ``available`` to claim."""
-        params: dict[str, Any] = {"p_until": until or utcnow()}
+        """Make scheduled and retryable jobs whose time has come ``available`` to claim: by
+        the database's clock, or by ``until`` (``drain()`` runs scheduled jobs early)."""
+        params: dict[str, Any] = {} if until is None else {"p_until": until}
         if not self.support.index_locks_before_rows:
-            return self._rowcount(_statements.STAGE, "stage", params, single_statement=True)
-        return self._rowcount_by_locked_ids(
-            _statements.STAGE_DUE_IDS, _statements.STAGE_IDS, "stage", params
-        )
+            stage = _statements.STAGE if until is None else _statements.STAGE_UNTIL
+            return self._rowcount(stage, "stage", params, single_statement=True)
+        due = _statements.STAGE_DUE_IDS if until is None else _statements.STAGE_UNTIL_IDS
+        return self._rowcount_by_locked_ids(due, _statements.STAGE_IDS, "stage", params)
 
     def claim(
         self,
@@ -188,15 +197,17 @@ class JobStore(LeaseStore):
         return self.run(work, what="claim", single_statement=self.support.update_returning)
 
     def _claim_in(self, conn: Connection, params: dict[str, Any], lease: timedelta) -> list[Job]:
-        now = utcnow()
-        params.update(p_now=now, p_until=now + lease)
+        params["p_lease"] = lease.total_seconds()
         variant = ("p_only" in params, "p_tasks" in params)
         if self.support.update_returning:
             claimed = [row_to_job(r) for r in conn.execute(self._claim_statements[variant], params)]
         else:  # MySQL: lock the rows, mark them, and derive what the UPDATE made of them
-            rows = [row_to_job(r) for r in conn.execute(self._claimable[variant], params)]
-            if not rows:
+            found = list(conn.execute(self._claimable[variant], params))
+            if not found:
                 return []
+            rows = [row_to_job(r) for r in found]
+            # The lease's end as the database's clock had it when it locked the rows.
+            params["p_until"] = found[0]._mapping[_statements.LEASE_END_COLUMN]
             params["p_chosen"] = [job.id for job in rows]
             conn.execute(_statements.CLAIM_SELECTED, params)
             claimed = [_as_claimed(job, params) for job in rows]
@@ -226,7 +237,7 @@ class JobStore(LeaseStore):
                     conn, self._claim_params(worker_id, [queue], limit, tasks), lease
                 )
             allowance = limit
-            now = utcnow()
+            now = settings.db_now  # one clock for every worker's window
             if settings.global_limit is not None:
                 running = conn.execute(_statements.COUNT_RUNNING, {"p_queue": queue}).scalar_one()
                 allowance = min(allowance, settings.global_limit - int(running))
@@ -299,7 +310,7 @@ class JobStore(LeaseStore):
 
     def complete(self, executor: Session | Connection, job: Job, result: Any) -> bool:
         """Mark ``job`` completed inside the caller's transaction. False: the lease was lost."""
-        statement, params = _completion(job, result, utcnow())
+        statement, params = _completion(job, result)
         outcome: Any = executor.execute(statement, params)
         return bool(outcome.rowcount == 1)
 
@@ -311,7 +322,7 @@ class JobStore(LeaseStore):
             if len(done) > 1 and self.engine.dialect.supports_sane_multi_rowcount:
                 batches: dict[Any, list[dict[str, Any]]] = {}
                 for job, result in done:
-                    statement, params = _completion(job, result, now)
+                    statement, params = _completion(job, result)
                     batches.setdefault(statement, []).append(params)
                 stored = 0
                 for statement, batch in batches.items():
@@ -323,7 +334,6 @@ class JobStore(LeaseStore):
                 _dialects.begin_write(conn)
             return {job.id for job, result in done if self.complete(conn, job, result)}
 
-        now = utcnow()
         return self.run(work, what="complete", single_statement=len(done) == 1)
 
     def _set_outcome(self, job: Job, values: dict[str, Any], what: str) -> bool:
@@ -343,12 +353,12 @@ class JobStore(LeaseStore):
         if retry_at is None:
             values.update(
                 state=JobState.DISCARDED.value,
-                finished_at=error.at,
+                finished_at=_dialects.db_now(),
                 unique_key=_statements.KEY_WHEN_FINISHED,
                 **_erasing(job),
             )
         else:
-            values.update(state=JobState.RETRYABLE.value, run_at=retry_at)
+            values.update(state=JobState.RETRYABLE.value, run_at=_on_database_clock(retry_at))
         return self._set_outcome(job, values, "fail")
 
     def snooze(self, job: Job, run_at: datetime, *, note: JobError | None = None) -> bool:
@@ -357,7 +367,7 @@ class JobStore(LeaseStore):
         values: dict[str, Any] = {
             "state": JobState.SCHEDULED.value,
             "attempt": _jobs.c.attempt - 1,
-            "run_at": run_at,
+            "run_at": _on_database_clock(run_at),
             "lease_owner": None,
             "lease_expires_at": None,
         }
@@ -368,7 +378,7 @@ class JobStore(LeaseStore):
     def cancel_running(self, job: Job, error: JobError) -> bool:
         values = {
             "state": JobState.CANCELLED.value,
-            "finished_at": error.at,
+            "finished_at": _dialects.db_now(),
             "errors": _errors_with(job, error),
             "lease_owner": None,
             "lease_expires_at": None,

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Float, delete, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from .._utils import utcnow
@@ -25,6 +25,7 @@ from ._base import (
     _workers,
     row_to_job,
 )
+from ._dialects import db_now
 from ._inspection import InspectionStore
 
 log = logging.getLogger("sqljobs.store")
@@ -46,7 +47,7 @@ class LeaseStore(InspectionStore):
                     .values(
                         state=JobState.AVAILABLE.value,
                         attempt=_jobs.c.attempt - 1,
-                        run_at=utcnow(),
+                        run_at=db_now(),
                         lease_owner=None,
                         lease_expires_at=None,
                     )
@@ -61,7 +62,7 @@ class LeaseStore(InspectionStore):
     def mark_started(self, job: Job) -> bool:
         """Record that ``job``'s attempt starts now; False if this worker no longer holds it
         (cancelled, rescued or released meanwhile): then it must not start."""
-        params = {**_owner_params(job), "p_now": utcnow()}
+        params = _owner_params(job)
         return self._rowcount(_statements.MARK_STARTED, "start", params, single_statement=True) == 1
 
     def heartbeat(
@@ -78,8 +79,7 @@ class LeaseStore(InspectionStore):
         longer holds (cancelled by an operator, or rescued after a lost lease)."""
 
         def work(conn: Connection) -> set[int]:
-            now = utcnow()
-            params = {"p_owner": worker_id, "p_now": now, "p_until": now + lease}
+            params = {"p_owner": worker_id, "p_lease": lease.total_seconds()}
             if job_ids:
                 conn.execute(_statements.RENEW_LEASES, {**params, "p_ids": list(job_ids)})
             conn.execute(_statements.WORKER_ALIVE, params)
@@ -116,14 +116,17 @@ class LeaseStore(InspectionStore):
     def rescue(self, *, limit: int = 100) -> list[int]:
         """Requeue running jobs whose lease expired (their worker died); counts the attempt,
         unless the job never started (``started_at`` unset: the claim's answer never reached
-        its worker, or it waited in a worker's prefetch): that attempt is given back."""
+        its worker, or it waited in a worker's prefetch): that attempt is given back.
+
+        Expiry is judged on the database's clock, which set the lease: a rescuer whose own
+        clock runs ahead never takes a healthy job from its worker."""
 
         def work(conn: Connection) -> list[int]:
-            now = utcnow()
+            now = utcnow()  # only for the notes' times; every decision uses the database's
             query = (
                 select(_jobs)
                 .where(_jobs.c.state == JobState.RUNNING.value)
-                .where(_jobs.c.lease_expires_at < now)
+                .where(_jobs.c.lease_expires_at < db_now())
                 .order_by(_jobs.c.lease_expires_at)
                 .limit(limit)
             )
@@ -151,10 +154,10 @@ class LeaseStore(InspectionStore):
                     "errors": _errors_with(job, error),
                     "lease_owner": None,
                     "lease_expires_at": None,
-                    "run_at": now,
+                    "run_at": db_now(),
                 }
                 if final:
-                    values["finished_at"] = now
+                    values["finished_at"] = db_now()
                     values["unique_key"] = _statements.KEY_WHEN_FINISHED
                     values.update(_erasing(job))
                 conn.execute(update(_jobs).where(_owned_by(job)).values(values))
@@ -181,7 +184,6 @@ class LeaseStore(InspectionStore):
         self, *, worker_id: str, hostname: str, pid: int, queues: Sequence[str], concurrency: int
     ) -> None:
         def work(conn: Connection) -> None:
-            now = utcnow()
             conn.execute(
                 insert(_workers).values(
                     id=worker_id,
@@ -189,8 +191,8 @@ class LeaseStore(InspectionStore):
                     pid=pid,
                     queues=",".join(queues),
                     concurrency=concurrency,
-                    started_at=now,
-                    heartbeat_at=now,
+                    started_at=db_now(),
+                    heartbeat_at=db_now(),
                 )
             )
 
@@ -203,7 +205,10 @@ class LeaseStore(InspectionStore):
         )
 
     def prune_workers(self, *, silent_for: timedelta) -> int:
-        statement = delete(_workers).where(_workers.c.heartbeat_at < utcnow() - silent_for)
+        """Forget workers whose heartbeat is older than ``silent_for`` by the database's clock
+        (which stamped it)."""
+        silent_since = db_now(literal(-silent_for.total_seconds(), Float))
+        statement = delete(_workers).where(_workers.c.heartbeat_at < silent_since)
         return self._rowcount(statement, "prune workers")
 
 
@@ -225,5 +230,5 @@ def _never_started(job: Job, now: datetime) -> dict[str, Any]:
         "errors": _errors_with(job, note),
         "lease_owner": None,
         "lease_expires_at": None,
-        "run_at": now,
+        "run_at": db_now(),
     }

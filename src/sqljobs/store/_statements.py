@@ -26,8 +26,15 @@ from sqlalchemy import (
 
 from ..jobs import JobState
 from ..schema import UTCDateTime, jobs_table, queues_table, workers_table
+from ._dialects import db_now
 
 _jobs = jobs_table
+
+#: A lease's end on the database's clock: its ``now()`` plus ``p_lease`` seconds. The worker's
+#: own clock never decides when a lease expires (see ``db_now``).
+LEASE_END = db_now(bindparam("p_lease", type_=Float))
+#: Whole claimable rows carry the lease's end (computed by the database) under this name.
+LEASE_END_COLUMN = "sqljobs_lease_end"
 
 INSERT = insert(_jobs)
 ID_BY_UNIQUE_KEY = select(_jobs.c.id).where(_jobs.c.unique_key == bindparam("p_key", type_=String))
@@ -148,7 +155,7 @@ COMPLETE = (
     .where(OWNED)
     .values(
         state=JobState.COMPLETED.value,
-        finished_at=bindparam("p_now", type_=UTCDateTime),
+        finished_at=db_now(),
         lease_owner=None,
         lease_expires_at=None,
         result=bindparam("p_result", type_=JSON(none_as_null=True)),
@@ -159,12 +166,12 @@ COMPLETE = (
 #: COMPLETE for a job holding secrets: their tokens are erased in the same statement.
 COMPLETE_ERASING = COMPLETE.values(args=bindparam("p_args", type_=_jobs.c.args.type))
 
-STAGE = (
-    update(_jobs)
-    .where(_jobs.c.state.in_([JobState.SCHEDULED.value, JobState.RETRYABLE.value]))
-    .where(_jobs.c.run_at <= bindparam("p_until", type_=UTCDateTime))
-    .values(state=JobState.AVAILABLE.value)
-)
+_WAITING = _jobs.c.state.in_([JobState.SCHEDULED.value, JobState.RETRYABLE.value])
+#: Jobs whose time came by the database's clock, or by ``p_until`` (``drain()`` looks ahead).
+_DUE = _jobs.c.run_at <= db_now()
+_DUE_BY = _jobs.c.run_at <= bindparam("p_until", type_=UTCDateTime)
+STAGE = update(_jobs).where(_WAITING, _DUE).values(state=JobState.AVAILABLE.value)
+STAGE_UNTIL = update(_jobs).where(_WAITING, _DUE_BY).values(state=JobState.AVAILABLE.value)
 
 
 #: MariaDB/MySQL stage in two steps (see ``_rowcount_by_locked_ids``). One ``UPDATE ... WHERE
@@ -184,10 +191,8 @@ def locked_ids(*conditions: Any) -> Any:
     )
 
 
-STAGE_DUE_IDS = locked_ids(
-    _jobs.c.state.in_([JobState.SCHEDULED.value, JobState.RETRYABLE.value]),
-    _jobs.c.run_at <= bindparam("p_until", type_=UTCDateTime),
-)
+STAGE_DUE_IDS = locked_ids(_WAITING, _DUE)
+STAGE_UNTIL_IDS = locked_ids(_WAITING, _DUE_BY)
 STAGE_IDS = (
     update(_jobs)
     .where(_jobs.c.id.in_(bindparam("p_ids", expanding=True)))
@@ -199,11 +204,12 @@ RENEW_LEASES = (
     .where(_jobs.c.id.in_(bindparam("p_ids", expanding=True)))
     .where(_jobs.c.lease_owner == bindparam("p_owner", type_=String))
     .where(_jobs.c.state == JobState.RUNNING.value)
-    .values(lease_expires_at=bindparam("p_until", type_=UTCDateTime))
+    .values(lease_expires_at=LEASE_END)
 )
 
+#: The queue's settings, and the database's time for its rate-limit window.
 LOCK_QUEUE = (
-    select(queues_table)
+    select(queues_table, db_now().label("db_now"))
     .where(queues_table.c.name == bindparam("p_queue", type_=String))
     .with_for_update()
 )
@@ -242,7 +248,7 @@ HELD = (
 WORKER_ALIVE = (
     update(workers_table)
     .where(workers_table.c.id == bindparam("p_owner", type_=String))
-    .values(heartbeat_at=bindparam("p_now", type_=UTCDateTime))
+    .values(heartbeat_at=db_now())
 )
 
 RUNNING_VALUES: dict[str, Any] = {
@@ -252,7 +258,7 @@ RUNNING_VALUES: dict[str, Any] = {
     # answer never reached its worker leaves it NULL, and rescue gives that attempt back.
     "started_at": None,
     "lease_owner": bindparam("p_owner", type_=String),
-    "lease_expires_at": bindparam("p_until", type_=UTCDateTime),
+    "lease_expires_at": LEASE_END,
     "unique_key": KEY_WHILE_ACTIVE,
 }
 
@@ -262,9 +268,10 @@ def claimable(
 ) -> Any:
     """``SELECT id`` (or whole rows) of the next available jobs in claim order (an
     index-ordered scan). ``by_task``: only jobs of the tasks in ``p_tasks`` (those the worker
-    has registered), a filter on the rows the same index scan reads."""
+    has registered), a filter on the rows the same index scan reads. Whole rows come with
+    the lease's end on the database's clock, for CLAIM_SELECTED."""
     query = (
-        (select(_jobs) if whole_rows else select(_jobs.c.id))
+        (select(_jobs, LEASE_END.label(LEASE_END_COLUMN)) if whole_rows else select(_jobs.c.id))
         .where(_jobs.c.queue.in_(bindparam("p_queues", expanding=True)))
         .where(_jobs.c.state == JobState.AVAILABLE.value)
         .order_by(_jobs.c.priority, _jobs.c.run_at, _jobs.c.id)
@@ -307,10 +314,10 @@ def claim_returning(
 CLAIM_SELECTED = (
     update(_jobs)
     .where(_jobs.c.id.in_(bindparam("p_chosen", expanding=True)))
-    .values(RUNNING_VALUES)
+    .values({**RUNNING_VALUES, "lease_expires_at": bindparam("p_until", type_=UTCDateTime)})
 )
 #: The worker starts a job only if it still holds it (not cancelled, rescued or released
 #: meanwhile, e.g. while it waited in prefetch): a cancelled job never starts.
-MARK_STARTED = update(_jobs).where(OWNED).values(started_at=bindparam("p_now", type_=UTCDateTime))
+MARK_STARTED = update(_jobs).where(OWNED).values(started_at=db_now())
 
 SELECT_BY_IDS = select(_jobs).where(_jobs.c.id.in_(bindparam("p_chosen", expanding=True)))
