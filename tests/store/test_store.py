@@ -349,3 +349,29 @@ def test_staging_and_pruning_do_not_wait_for_a_running_jobs_row(jobs: JobQueue) 
         holder.rollback()
     assert staged == [1] and pruned == [1]
     assert jobs.get(scheduled).state is JobState.AVAILABLE
+
+
+@pytest.mark.dialects("mariadb", reason="MySQL-family isolation set per transaction")
+def test_bookkeeping_transactions_run_read_committed_without_changing_the_session(
+    jobs: JobQueue,
+) -> None:
+    """The store's own transactions run at READ COMMITTED (no gap locks), set for each
+    transaction alone: the pooled connection's session level, which the app's own sessions
+    use, stays the server's default."""
+
+    def levels(conn: Any) -> tuple[str, str]:
+        conn.execute(text("SELECT count(*) FROM sqljobs_jobs")).scalar_one()  # starts it
+        current = conn.execute(
+            text(
+                "SELECT trx_isolation_level FROM information_schema.innodb_trx "
+                "WHERE trx_mysql_thread_id = CONNECTION_ID()"
+            )
+        ).scalar_one()
+        session = conn.execute(text("SELECT @@session.tx_isolation")).scalar_one()
+        return str(current), str(session)
+
+    assert jobs.store.run(levels) == ("READ COMMITTED", "REPEATABLE-READ")
+    with jobs.engine.connect() as conn:
+        assert conn.execute(text("SELECT @@session.tx_isolation")).scalar_one() == (
+            "REPEATABLE-READ"
+        )

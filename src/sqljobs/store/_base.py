@@ -132,12 +132,17 @@ class StoreBase:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.support = _dialects.support_for(engine)
-        self._bookkeeping_engine = (
-            engine.execution_options(isolation_level=self.support.bookkeeping_isolation)
-            if self.support.bookkeeping_isolation
-            and engine.dialect.name != "postgresql"  # already PostgreSQL's default
-            else engine
+        # The store's own transactions run at ``bookkeeping_isolation``. Not as an engine
+        # option: on MySQL that sets the level on every checkout and resets it on every
+        # return (four more round trips per transaction); one SET TRANSACTION, for the next
+        # transaction only, costs one. PostgreSQL's default is READ COMMITTED already.
+        level = self.support.bookkeeping_isolation
+        self._set_isolation = (
+            f"SET TRANSACTION ISOLATION LEVEL {level}"
+            if level and engine.dialect.name != "postgresql"
+            else None
         )
+        self._bookkeeping_engine = engine
         self._autocommit_engine = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if self.support.autocommit_statements
@@ -227,6 +232,8 @@ class StoreBase:
             sent = False
             try:
                 with engine.connect() as conn:
+                    if self._set_isolation is not None and engine is self._bookkeeping_engine:
+                        conn.exec_driver_sql(self._set_isolation)
                     if not read_only:
                         _dialects.begin_write(conn)
                     sent = True
