@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,8 +16,11 @@ from tests.conftest import Counter
 T = TypeVar("T")
 
 
-def eventually(check: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.02) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+def eventually(
+    check: Callable[[], T | Literal[False] | None], *, timeout: float = 30.0, interval: float = 0.02
+) -> T:
+    """Poll ``check`` until it returns something truthy (``cond and value`` returns the
+    value); fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()

@@ -7,6 +7,7 @@ A completion the database refuses anyway fails only its own job.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -50,7 +51,7 @@ def run_like_a_worker(jobs: JobQueue, claimed: list[Job]) -> tuple[WorkerStats, 
     batches: list[int] = []
     complete_many = jobs.store.complete_many
 
-    def recording(done: list[tuple[Job, Any]]) -> set[int]:
+    def recording(done: Sequence[tuple[Job, Any]]) -> set[int]:
         batches.append(len(done))
         return complete_many(done)
 

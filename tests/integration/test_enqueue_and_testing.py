@@ -65,9 +65,9 @@ def test_bad_arguments_are_refused_before_anything_is_written(
         db.add(record)
         db.flush()
         with pytest.raises(SerializationError, match=r"primary key.*session.get\(Record"):
-            refresh.enqueue(db, record_id=record)  # type: ignore[arg-type]
+            refresh.enqueue(db, record_id=record)
         with pytest.raises(SerializationError, match="never shares the caller's Session"):
-            refresh.enqueue(record_id=db)  # type: ignore[arg-type]
+            refresh.enqueue(record_id=db)
         db.commit()
     assert jobs.list_jobs() == []
 

@@ -8,7 +8,7 @@ moved it back after the response; 0.121.0 added ``Depends(scope="function")``)."
 
 import threading
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import fastapi
 import pytest
@@ -50,7 +50,7 @@ def probe(engine: Engine) -> SessionProbe:
     return SessionProbe(engine)
 
 
-def background_sees(probe: SessionProbe, scope: str | None = None) -> Any:
+def background_sees(probe: SessionProbe, scope: Literal["function"] | None = None) -> Any:
     app = FastAPI()
     dependency = Depends(probe.get_db, scope=scope) if scope else Depends(probe.get_db)
 

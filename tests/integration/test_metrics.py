@@ -129,8 +129,8 @@ def test_each_attempt_is_logged_with_structured_fields(
     with caplog.at_level(logging.INFO, logger="sqljobs"):
         jobs.drain(include_scheduled=True)
     attempts = [r for r in caplog.records if hasattr(r, "sqljobs")]
-    assert [r.sqljobs["outcome"] for r in attempts] == ["failed", "discarded"]  # type: ignore[attr-defined]
-    first = attempts[0].sqljobs  # type: ignore[attr-defined]
+    assert [r.sqljobs["outcome"] for r in attempts] == ["failed", "discarded"]
+    first = attempts[0].sqljobs
     assert first["job_id"] == job_id and first["task"] == "flaky" and first["attempt"] == 1
     assert first["queue"] == "mail" and first["duration"] >= 0
     assert first["error"] == "RuntimeError: smtp down"

@@ -34,7 +34,7 @@ def test_rich_arguments_reach_the_task_as_they_were_enqueued(jobs: JobQueue) -> 
             {"user_id": user_id, "at": at, "credit": credit, "plan": plan, "address": address}
         )
 
-    sent = {
+    sent: dict[str, Any] = {
         "user_id": uuid.uuid4(),
         "at": dt.datetime(2026, 10, 25, 2, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
         "credit": Decimal("10.05"),

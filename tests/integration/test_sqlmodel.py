@@ -13,6 +13,7 @@ from sqlmodel import Session, SQLModel, select
 from sqljobs import JobState
 from tests.typing.sqlmodel_app import Hero, make_queue
 
+HERO_TABLE = SQLModel.metadata.tables["hero"]
 APP = Path(__file__).resolve().parents[1] / "typing" / "sqlmodel_app.py"
 
 
@@ -24,7 +25,7 @@ def test_a_sqlmodel_app_type_checks_under_mypy_strict() -> None:
 def test_a_task_gets_a_sqlmodel_session_and_its_writes_commit_with_the_job(
     engine: Engine,
 ) -> None:
-    SQLModel.metadata.create_all(engine, tables=[Hero.__table__])  # type: ignore[list-item]
+    SQLModel.metadata.create_all(engine, tables=[HERO_TABLE])
     jobs, train = make_queue(engine)
     jobs.create_schema()
     with Session(engine) as db:
@@ -40,4 +41,4 @@ def test_a_task_gets_a_sqlmodel_session_and_its_writes_commit_with_the_job(
             assert db.exec(select(Hero.powers)).one() == 1
     finally:
         jobs.close()
-        SQLModel.metadata.drop_all(engine, tables=[Hero.__table__])  # type: ignore[list-item]
+        SQLModel.metadata.drop_all(engine, tables=[HERO_TABLE])

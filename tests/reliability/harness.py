@@ -213,7 +213,11 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
 def record(scenario: str, dialect: str, **figures: Any) -> None:
     """Print a scenario's figures; also append them to $SQLJOBS_REL_FIGURES (JSON lines),
     which is where docs/reliability.md's tables come from."""
-    line = {"scenario": scenario, "dialect": dialect, "at": time.strftime("%Y-%m-%d %H:%M")}
+    line: dict[str, Any] = {
+        "scenario": scenario,
+        "dialect": dialect,
+        "at": time.strftime("%Y-%m-%d %H:%M"),
+    }
     for key, value in figures.items():
         line[key] = asdict(value) if isinstance(value, Tally) else value
     text = json.dumps(line)

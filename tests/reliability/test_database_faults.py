@@ -133,7 +133,7 @@ def test_postgresql_backends_terminated_mid_run(
 def _pg_accepts_connections() -> bool:
     try:
         with admin("postgresql") as engine, engine.connect() as conn:
-            return conn.execute(text("SELECT 1")).scalar_one() == 1
+            return bool(conn.execute(text("SELECT 1")).scalar_one() == 1)
     except Exception:
         return False
 

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 #: Text every database stores: anything but NUL and lone surrogates (hypothesis leaves
 #: surrogates out unless asked).
 clean_text = st.text(
-    st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=40
+    st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=40
 )
 scalars = (
     st.none()

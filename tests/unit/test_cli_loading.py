@@ -43,7 +43,7 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def test_module_attribute_and_dotted_attribute_name_the_queue(app_dir: Path) -> None:
-    import shop.jobs
+    import shop.jobs  # type: ignore[import-not-found]  # written by the fixture
 
     assert load_queue("shop.jobs:jobs") is shop.jobs.jobs
     assert load_queue("shop.jobs.jobs") is shop.jobs.jobs

@@ -140,8 +140,8 @@ def imports_in(source_text: str, module: str, *, is_package: bool = False) -> li
                     ".py"
                 ).exists() or (PACKAGE.parent / submodule.replace(".", "/")).is_dir()
                 found.append(Import(module, submodule if is_module else source, node.lineno))
-        for child in ast.iter_child_nodes(node):
-            visit(child)
+        for nested in ast.iter_child_nodes(node):
+            visit(nested)
 
     visit(ast.parse(source_text, module))
     return found

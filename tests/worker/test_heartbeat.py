@@ -49,8 +49,9 @@ def test_a_beat_renews_the_leases_of_held_jobs_and_stores_their_progress(
     heartbeat.beat()
     after = {job.id: jobs.get(job.id) for job in claimed}
     for job_id, job in after.items():
-        assert job.lease_expires_at is not None and before[job_id] is not None
-        assert job.lease_expires_at > before[job_id]
+        previous = before[job_id]
+        assert job.lease_expires_at is not None and previous is not None
+        assert job.lease_expires_at > previous
     assert (after[claimed[0].id].progress, after[claimed[0].id].progress_message) == (
         0.5,
         "half way",

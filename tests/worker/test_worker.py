@@ -296,7 +296,9 @@ def test_unknown_tasks_and_malformed_rows_are_handled(jobs: JobQueue) -> None:
                     errors=[],
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     unknown = raw_row("no.such.task", {}, max_attempts=2)
     wrong_type = raw_row(typed.name, {"n": "three"}, max_attempts=5)
