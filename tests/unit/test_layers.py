@@ -51,6 +51,7 @@ TOP_LEVEL = {
     "sqljobs.fastapi": INTERFACE,
     "sqljobs.metrics": INTERFACE,
     "sqljobs.testing": INTERFACE,
+    "sqljobs.pytest_plugin": INTERFACE,
     "sqljobs.aio": INTERFACE,
     "sqljobs._overview": INTERFACE,
     "sqljobs._logging": INTERFACE,
@@ -72,6 +73,8 @@ FRAMEWORKS = {
     "typer": ("sqljobs.cli",),
     "rich": ("sqljobs.cli",),
     "croniter": ("sqljobs.periodic",),
+    "pytest": ("sqljobs.pytest_plugin",),
+    "_pytest": ("sqljobs.pytest_plugin",),
 }
 
 
