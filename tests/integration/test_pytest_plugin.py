@@ -9,7 +9,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-APP = '''
+APP = """
 import threading
 from fastapi import Depends, FastAPI
 from sqlalchemy import create_engine
@@ -46,7 +46,7 @@ def mail(to: str, enqueue: Enqueuer = Depends(enqueuer(get_db)), db: Session = D
     job_id = enqueue(send_mail, to=to)
     db.commit()
     return {{"job_id": job_id, "thread": threading.get_ident()}}
-'''
+"""
 
 CONFTEST = """
 import pytest

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import sqljobs.fastapi
 from sqljobs import JobQueue, JobState, events, testing
 from sqljobs.fastapi import Enqueuer, enqueuer
+from tests.helpers import EventLog
 
 
 class Boom(Exception):
@@ -208,3 +209,26 @@ def test_no_worker_also_stops_the_queues_own_lifespan(jobs: JobQueue) -> None:
     with testing.no_worker(jobs), TestClient(app):
         pass
     assert started == []
+
+
+def test_inline_child_error_in_a_worker_run_job_does_not_fail_its_parent(
+    jobs: JobQueue, session_factory: sessionmaker[Session]
+) -> None:
+    @jobs.task(max_attempts=1)
+    def child() -> None:
+        raise Boom("child failed")
+
+    @jobs.task(max_attempts=1)
+    def parent(session: Session) -> None:
+        child.enqueue(session)
+
+    parent_id = parent.enqueue()  # before inline mode: a worker runs it
+    log = EventLog(jobs, events.JOB_COMPLETED, events.JOB_LEASE_LOST, events.JOB_DISCARDED)
+    with testing.inline(jobs), jobs.worker(concurrency=1, poll_interval=0.01):
+        log.wait_for(events.JOB_COMPLETED)
+        log.wait_for(events.JOB_DISCARDED)
+    # The child ran inline in the worker's thread; its error did not reach the parent's commit.
+    assert [e["job"].id for e in log.matching(events.JOB_COMPLETED)] == [parent_id]
+    assert log.count(events.JOB_LEASE_LOST) == 0
+    [child_job] = testing.enqueued(jobs, child, states=JobState)
+    assert child_job.state is JobState.DISCARDED and child_job.attempt == 1
