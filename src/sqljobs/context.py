@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 #: Progress messages are stored up to this length.
 MAX_PROGRESS_MESSAGE = 500
 
+#: ``session.info`` key marking a job's own session: jobs enqueued in it and dropped by its
+#: rollback (the attempt failed, which is logged already) are not warned about again.
+JOB_SESSION_INFO = "sqljobs_job_session"
+
 #: While a task that takes a session runs: the job table's engine and the job's session (a
 #: sync ``Session``, or an ``AsyncSession`` for an async task).
 _job_session: ContextVar[tuple[Engine, Any] | None] = ContextVar(

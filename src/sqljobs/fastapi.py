@@ -102,7 +102,9 @@ def lifespan(
 
 class Enqueuer:
     """Enqueues jobs in one request's session (sync ``Session``): each job is inserted in
-    that session's transaction and exists only if the request commits it.
+    that session's transaction and exists only if the request commits it. The endpoint must
+    call ``db.commit()``: a session closed or rolled back with jobs it never committed logs a
+    WARNING naming them (their ids were returned, but they never exist).
 
     Get one with ``Depends(enqueuer(get_db))``; call it like ``task.enqueue`` without the
     session: ``enqueue(update_record, record_id=1)`` returns the job id at once.

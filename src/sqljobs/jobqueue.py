@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from sqlalchemy.engine import Connection, Engine
@@ -37,6 +38,7 @@ from .worker import Worker
 from .worker._async_runner import AsyncRunner
 from .worker._drain import DrainResult, drain
 from .worker._executor import Executor
+from .worker._inline import InlineRunner
 from .worker._lifespan import WorkerLifespan
 from .worker._parts import WorkerParts
 from .worker._runner import JobRunner
@@ -61,7 +63,9 @@ class JobQueue(QueueAdministration):
             ``session`` (they get an ``AsyncSession``).
         engine: the engine for the job table, when ``session_factory`` has no single bind.
         inline: run each job right after it is enqueued (after the caller's commit), in the
-            calling thread. For tests and scripts; see :mod:`sqljobs.testing`.
+            calling thread, before ``commit()`` returns; no worker can take it first. A task's
+            exception is raised to that caller unless :attr:`raise_inline_errors` is False.
+            For tests and scripts; see :mod:`sqljobs.testing`.
         secret_keys: Fernet keys for ``Secret[...]`` task arguments (``sqljobs[secrets]``):
             a list, or one string of comma-separated keys (``os.environ.get(...)``). The
             first encrypts, all decrypt, so a key is rotated by putting a new one first and
@@ -108,6 +112,12 @@ class JobQueue(QueueAdministration):
         self.inline = inline
         #: Seals ``Secret[...]`` arguments; None without ``secret_keys``.
         self.keyring = Keyring(secret_keys) if secret_keys else None
+        #: In inline mode, raise a task's exception to the code that committed its job (the
+        #: job is stored failed or discarded first, as a worker would). False only logs it.
+        self.raise_inline_errors = True
+        #: False keeps the lifespan from starting an in-process worker for this queue
+        #: (read at each app startup; see ``sqljobs.testing.no_worker``).
+        self.lifespan_workers = True
         self._async_runner: AsyncRunner | None = None
         self._runner_lock = threading.Lock()
         self.runner = JobRunner(
@@ -121,6 +131,7 @@ class JobQueue(QueueAdministration):
             ),
             bus=self.events,
         )
+        self._inline_runner = InlineRunner(store=self.store, runner=self.runner)
         self._workers: weakref.WeakSet[Worker] = weakref.WeakSet()
         dispose_pool_after_fork(bind)
         set_sqlite_busy_timeout(bind)
@@ -267,11 +278,16 @@ class JobQueue(QueueAdministration):
         rows = list(new_jobs)
         if session is None:
             session = self._running_jobs_session()
-        ids = self.store.enqueue(session, rows)
+        # A Connection's commit is invisible to us: its jobs are drained after the enqueue
+        # instead (best effort), not reserved for an inline run that might never come.
+        reserved = self.inline and not isinstance(session, Connection)
+        reserve_for = self._inline_runner.reservation if reserved else None
+        ids = self.store.enqueue(session, rows, reserve_for=reserve_for)
+        committed = partial(self._committed, reserved=reserved)
         if isinstance(session, Session):
-            report_on_commit(session, ids, rows, self._committed)
+            report_on_commit(session, ids, rows, committed)
         else:  # committed already, or a Connection whose commit we cannot see
-            self._committed(ids, rows)
+            committed(ids, rows)
         return ids
 
     def _running_jobs_session(self) -> Session | None:
@@ -292,13 +308,22 @@ class JobQueue(QueueAdministration):
     ) -> list[int]:
         """:meth:`enqueue_many` in an ``AsyncSession``'s transaction."""
         rows = list(new_jobs)
-        ids = await session.run_sync(lambda sync_session: self.store.enqueue(sync_session, rows))
-        report_on_commit(session.sync_session, ids, rows, self._committed)
+        reserved = self.inline
+        reserve_for = self._inline_runner.reservation if reserved else None
+        ids = await session.run_sync(
+            lambda sync_session: self.store.enqueue(sync_session, rows, reserve_for=reserve_for)
+        )
+        report_on_commit(
+            session.sync_session, ids, rows, partial(self._committed, reserved=reserved)
+        )
         return ids
 
-    def _committed(self, ids: list[int], rows: list[NewJob]) -> None:
+    def _committed(self, ids: list[int], rows: list[NewJob], *, reserved: bool) -> None:
         self.events.emit(events.JOB_ENQUEUED, job_ids=ids, new_jobs=rows)
-        self._wake(ids)
+        if reserved:
+            self._inline_runner.run(ids, raise_errors=self.raise_inline_errors)
+        else:
+            self._wake(ids)
 
     def _wake(self, ids: Sequence[int]) -> None:
         for worker in list(self._workers):

@@ -54,6 +54,7 @@ TOP_LEVEL = {
     "sqljobs.fastapi": INTERFACE,
     "sqljobs.metrics": INTERFACE,
     "sqljobs.testing": INTERFACE,
+    "sqljobs.pytest_plugin": INTERFACE,
     "sqljobs.aio": INTERFACE,
     "sqljobs._overview": INTERFACE,
     "sqljobs._logging": INTERFACE,
@@ -76,6 +77,8 @@ FRAMEWORKS = {
     "rich": ("sqljobs.cli",),
     "croniter": ("sqljobs.periodic",),
     "cryptography": ("sqljobs._keyring",),  # only when a JobQueue is given secret_keys
+    "pytest": ("sqljobs.pytest_plugin",),
+    "_pytest": ("sqljobs.pytest_plugin",),
 }
 
 

@@ -70,8 +70,11 @@ class InspectionStore(StoreBase):
         task: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        ids: Iterable[int] | None = None,
     ) -> list[Job]:
         query = select(_jobs).order_by(_jobs.c.id.desc()).limit(limit).offset(offset)
+        if ids is not None:
+            query = query.where(_jobs.c.id.in_(list(ids)))
         if states is not None:
             query = query.where(_jobs.c.state.in_([JobState(s).value for s in states]))
         if queue is not None:
@@ -276,6 +279,10 @@ class InspectionStore(StoreBase):
             return series
 
         return self.run(work, what="throughput", read_only=True)
+
+    def delete_all_jobs(self) -> int:
+        """Delete every job row, whatever its state (for tests: see ``sqljobs.testing``)."""
+        return self._rowcount(delete(_jobs), "delete all jobs")
 
     def delete_job(self, job_id: int) -> Job:
         """Delete one job that is not running (cancel it first); return its last snapshot."""

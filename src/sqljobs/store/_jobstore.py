@@ -66,6 +66,18 @@ def _on_database_clock(at: datetime) -> Any:
     return _dialects.db_now(literal(delay, Float))
 
 
+def _reserve(rows: list[dict[str, Any]], owner: str, lease: timedelta, *, now: datetime) -> None:
+    """Turn the due rows among ``rows`` into jobs claimed by ``owner`` (see ``enqueue``)."""
+    for row in rows:
+        due = row["state"] == JobState.AVAILABLE
+        row.update(
+            state=JobState.RUNNING.value if due else row["state"],
+            attempt=1 if due else 0,
+            lease_owner=owner if due else None,
+            lease_expires_at=now + lease if due else None,
+        )
+
+
 class JobStore(LeaseStore):
     """Reads and writes the sqljobs tables through one SQLAlchemy engine: the job's life
     (enqueue, claim, outcomes) here, leases and workers in :class:`LeaseStore`, lookups and
@@ -74,13 +86,24 @@ class JobStore(LeaseStore):
     # -- enqueue -------------------------------------------------------------------------
 
     def enqueue(
-        self, executor: Session | Connection | None, new_jobs: Sequence[NewJob]
+        self,
+        executor: Session | Connection | None,
+        new_jobs: Sequence[NewJob],
+        *,
+        reserve_for: tuple[str, timedelta] | None = None,
     ) -> list[int]:
-        """Insert jobs; in ``executor``'s transaction if given, else in one of its own."""
+        """Insert jobs; in ``executor``'s transaction if given, else in one of its own.
+
+        ``reserve_for=(owner, lease)`` inserts the jobs that are due already claimed by
+        ``owner`` (running, not started), so that no worker can take them before ``owner``
+        runs them (inline mode: see :meth:`take_reserved`).
+        """
         if not new_jobs:
             return []
         now = utcnow()
         rows = [job.values(now) for job in new_jobs]
+        if reserve_for is not None:
+            _reserve(rows, *reserve_for, now=now)
 
         single = len(rows) == 1 and not rows[0]["unique_key"]
         if single and self.support.listen_notify:
@@ -110,7 +133,7 @@ class JobStore(LeaseStore):
                     )
             if any(r["unique_key"] for r in rows):
                 return [self._insert_unique(target, r) for r in rows]
-            if len(rows) > 1 and self.support.array_insert:
+            if len(rows) > 1 and self.support.array_insert and reserve_for is None:
                 return self._insert_arrays(target, rows, now)
             if len(rows) == 1:
                 result: Any = target.execute(_statements.INSERT, rows[0])
@@ -155,6 +178,30 @@ class JobStore(LeaseStore):
             return int(existing.scalar_one())
         target.execute(self._insert_if_new, row)  # MySQL: LAST_INSERT_ID names either row
         return int(target.execute(_statements.LAST_INSERT_ID).scalar_one())
+
+    def take_reserved(self, ids: Sequence[int], *, owner: str, lease: timedelta) -> list[Job]:
+        """The jobs among ``ids`` that :meth:`enqueue` reserved for ``owner`` and that it still
+        holds, claimed as a worker's claim would (lease renewed, a ``waiting`` unique key
+        released), in claim order."""
+        if not ids:
+            return []
+        reserved = (
+            (_jobs.c.id.in_(list(ids)))
+            & (_jobs.c.state == JobState.RUNNING.value)
+            & (_jobs.c.lease_owner == owner)
+            & (_jobs.c.started_at.is_(None))
+        )
+
+        def work(conn: Connection) -> list[Job]:
+            values = {
+                "lease_expires_at": utcnow() + lease,
+                "unique_key": _statements.KEY_WHILE_ACTIVE,
+            }
+            conn.execute(update(_jobs).where(reserved).values(values))
+            return [row_to_job(r) for r in conn.execute(select(_jobs).where(reserved))]
+
+        taken = self.run(work, what="take reserved jobs")
+        return sorted(taken, key=lambda j: (j.priority, j.run_at, j.id))
 
     # -- claim ---------------------------------------------------------------------------
 

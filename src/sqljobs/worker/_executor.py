@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 
 from .._arguments import storable_text, to_json_value
 from .._utils import to_timedelta, utcnow
-from ..context import JobContext, running_with_session
+from ..context import JOB_SESSION_INFO, JobContext, running_with_session
 from ..exceptions import (
     ArgumentsDoNotFit,
     Cancel,
@@ -171,6 +171,7 @@ class Executor:
     def _execute_with_session(self, task: Task[Any], job: Job, kwargs: dict[str, Any]) -> Outcome:
         started = time.monotonic()
         session = self._session_factory()
+        session.info[JOB_SESSION_INFO] = True
         guard = SessionGuard(session, task.name)
         try:
             # Begun before the task on every database, so a task's session.begin() fails alike.
@@ -212,6 +213,7 @@ class Executor:
         if self._async_session_factory is None:  # checked when the task is registered
             raise AssertionError("async task with a session but no async_session_factory")
         session = self._async_session_factory()
+        session.sync_session.info[JOB_SESSION_INFO] = True
         guard = SessionGuard(session.sync_session, task.name)
         try:
             connection = await session.connection()

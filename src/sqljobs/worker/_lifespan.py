@@ -50,7 +50,8 @@ class WorkerLifespan:
         create_schema: create the sqljobs tables at startup if missing (quick starts; use
             Alembic in production).
         enabled: False runs no worker here (e.g. when ``sqljobs worker`` processes do the
-            work), keeping the rest of the lifespan.
+            work), keeping the rest of the lifespan. Read at each startup, like the queue's
+            ``lifespan_workers``: tests may set either after the app was imported.
         share_event_loop: run ``async def`` tasks on the app's event loop, so that tasks and
             endpoints can share one async engine (an async engine's connections belong to
             the loop that opened them). False keeps them on sqljobs' own loop thread.
@@ -100,7 +101,7 @@ class WorkerLifespan:
     async def _lifespan(self, app: Any) -> AsyncIterator[Any]:
         async with AsyncExitStack() as stack:
             state = await stack.enter_async_context(self.wrap(app)) if self.wrap else None
-            if self.enabled:
+            if self.enabled and self.jobs.lifespan_workers:
                 await stack.enter_async_context(self.running())
             yield state
 

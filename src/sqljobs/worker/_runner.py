@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from .. import events
@@ -17,6 +18,14 @@ from ._executor import Executor
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
 
 log = logging.getLogger("sqljobs.worker")
+
+#: The job whose task runs here (this thread, or the async task it started), if any.
+_running_job: ContextVar[Job | None] = ContextVar("sqljobs_running_job", default=None)
+
+
+def running_job() -> Job | None:
+    """The job being executed in this context (its task, or its session's commit)."""
+    return _running_job.get()
 
 
 class JobRunner:
@@ -50,7 +59,11 @@ class JobRunner:
         """Run the task; nothing is stored yet unless its own session committed it."""
         self._bus.emit(events.JOB_STARTED, job=job)
         started = time.monotonic()
-        outcome = self._executor.execute(job, ctx)
+        token = _running_job.set(job)
+        try:
+            outcome = self._executor.execute(job, ctx)
+        finally:
+            _running_job.reset(token)
         return outcome, time.monotonic() - started
 
     def persist(self, job: Job, outcome: Outcome, duration: float) -> Outcome:
