@@ -173,16 +173,16 @@ def test_the_readme_and_fastapi_docs_run_in_a_fresh_venv_with_only_the_documente
     assert serve == "uvicorn myapp.main:app --host 0.0.0.0 --workers 4"
     run(install)
     port = free_port()
-    log = (tmp_path / "uvicorn.log").open("w")
-    server = subprocess.Popen(
-        [*shlex.split(serve.replace("0.0.0.0", "127.0.0.1")), "--port", str(port)],
-        cwd=app_dir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}"
     server_log = tmp_path / "uvicorn.log"
+    with server_log.open("w") as log:
+        server = subprocess.Popen(
+            [*shlex.split(serve.replace("0.0.0.0", "127.0.0.1")), "--port", str(port)],
+            cwd=app_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         eventually(lambda: server_log.read_text().count("started in-process") == 4, timeout=90)
         answer = httpx.post(f"{url}/records/43/refresh", timeout=10)
@@ -193,7 +193,6 @@ def test_the_readme_and_fastapi_docs_run_in_a_fresh_venv_with_only_the_documente
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=90)
-        log.close()
     assert server.returncode == 0, server_log.read_text()
     assert server_log.read_text().count("stopped: ") == 4, server_log.read_text()
 
