@@ -1,0 +1,1 @@
+"""The full-stack example (examples/fullstack/README.md)."""
