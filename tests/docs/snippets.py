@@ -16,6 +16,8 @@ FASTAPI_DOC = ROOT / "docs" / "fastapi.md"
 
 _FILE = re.compile(r"# (\S+\.py)$")
 _FRAGMENT = re.compile(r"# fragment of (\S+\.py): \S.*$")
+#: A block quoting a file of this repository (e.g. an example app), verbatim.
+_EXCERPT = re.compile(r"# excerpt of (\S+\.py)$")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,15 @@ def files(text: str) -> dict[str, str]:
     return found
 
 
+def excerpts(text: str) -> list[Fragment]:
+    """Blocks quoting a repository file: ``of`` its path, ``code`` the quoted lines."""
+    return [
+        Fragment(match.group(1), block.split("\n", 1)[1])
+        for block in python_blocks(text)
+        if (match := _EXCERPT.match(block.split("\n", 1)[0]))
+    ]
+
+
 def fragments(text: str) -> list[Fragment]:
     return [
         Fragment(match.group(1), block)
@@ -67,7 +78,7 @@ def unmarked(text: str) -> list[str]:
     return [
         block
         for block in python_blocks(text)
-        if not (_FILE.match(block.split("\n", 1)[0]) or _FRAGMENT.match(block.split("\n", 1)[0]))
+        if not any(marker.match(block.split("\n", 1)[0]) for marker in (_FILE, _FRAGMENT, _EXCERPT))
     ]
 
 

@@ -50,6 +50,8 @@ def test_every_fastapi_snippet_is_a_whole_file_or_a_marked_fragment_of_one() -> 
     known = all_doc_files()
     for fragment in snippets.fragments(FASTAPI_DOC.read_text()):
         assert fragment.of in known, fragment
+    for excerpt in snippets.excerpts(FASTAPI_DOC.read_text()):
+        assert excerpt.code in (ROOT / excerpt.of).read_text(), f"{excerpt.of} says otherwise"
     assert "myapp/main.py" in snippets.files(texts["README.md ## FastAPI"])
 
 
@@ -70,7 +72,7 @@ def test_the_fastapi_doc_snippets_run_as_written(tmp_path: Path) -> None:
         timeout=240,
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert "2 passed" in ran.stdout
+    assert "4 passed" in ran.stdout
 
     files = all_doc_files()
     modules = []
@@ -204,4 +206,4 @@ def test_the_readme_and_fastapi_docs_run_in_a_fresh_venv_with_only_the_documente
     for command in installs[:2]:
         run(command)
     [pytest_command] = [c for c in doc_commands if "pytest" in c and "install" not in c]
-    assert "2 passed" in run(pytest_command).stdout
+    assert "4 passed" in run(pytest_command).stdout
