@@ -103,15 +103,15 @@ def test_a_sync_task_hung_in_python_is_timed_out_and_retried(jobs: JobQueue) -> 
 def test_hung_sessions_do_not_keep_their_pool_connections(
     jobs: JobQueue, make_engine: Callable[..., Engine]
 ) -> None:
-    """Two attempts hang in turn, each with a session: with a pool of exactly
-    ``concurrency + 3`` connections, the third attempt still gets a connection."""
-    small_pool = JobQueue(sessionmaker(make_engine(pool_size=4, max_overflow=0, pool_timeout=60)))
+    """Four attempts hang in turn, each with a session, on a pool of exactly
+    ``concurrency + 3`` = 4 connections: the fifth attempt still gets one and completes."""
+    small_pool = JobQueue(sessionmaker(make_engine(pool_size=4, max_overflow=0)))
     release = threading.Event()
 
-    @small_pool.task(timeout=1, max_attempts=3, backoff=0.1)
+    @small_pool.task(timeout=1, max_attempts=5, backoff=0.1)
     def hang(session: Session, ctx: JobContext) -> int:
         session.execute(select(1))
-        if ctx.attempt < 3:
+        if ctx.attempt < 5:
             release.wait(120)
         return ctx.attempt
 
@@ -125,5 +125,5 @@ def test_hung_sessions_do_not_keep_their_pool_connections(
         release.set()
         small_pool.close()
     job = jobs.get(job_id)
-    assert (job.state, job.attempt, job.result) == (JobState.COMPLETED, 3, 3)
-    assert [error.type for error in job.errors] == [TIMEOUT, TIMEOUT]
+    assert (job.state, job.attempt, job.result) == (JobState.COMPLETED, 5, 5)
+    assert [error.type for error in job.errors] == [TIMEOUT] * 4
