@@ -91,7 +91,7 @@ _forever = threading.Event()
 
 @jobs.task(name="never_return", max_attempts=1, timeout=1)
 def never_return() -> None:
-    _forever.wait()  # never set: the executor thread is lost, the job must not be
+    _forever.wait()  # never set: its thread is left behind, the job must not be
 
 
 @jobs.task(name="non_json_result", max_attempts=1)

@@ -21,6 +21,7 @@ from ._dialects import (
 )
 from ._forking import dispose_pool_after_fork
 from ._jobstore import JobStore
+from ._sessions import SessionConnection
 
 __all__ = [
     "MAX_ERRORS_KEPT",
@@ -29,6 +30,7 @@ __all__ = [
     "JobFilters",
     "JobStore",
     "NewJob",
+    "SessionConnection",
     "begin_write",
     "check_worker_engine",
     "dispose_pool_after_fork",

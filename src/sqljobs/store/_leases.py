@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from .._utils import utcnow
 from ..exceptions import StoreError
 from ..jobs import Job, JobError, JobState
-from . import _statements
+from . import _sessions, _statements
 from ._base import (
     NOTIFY_CHANNEL,
     _erasing,
@@ -27,6 +27,7 @@ from ._base import (
 )
 from ._dialects import db_now
 from ._inspection import InspectionStore
+from ._sessions import SessionConnection
 
 log = logging.getLogger("sqljobs.store")
 
@@ -165,6 +166,23 @@ class LeaseStore(InspectionStore):
             return rescued
 
         return self.run(work, what="rescue")
+
+    # -- hung job sessions ----------------------------------------------------------------
+
+    def session_connection(self, conn: Connection) -> SessionConnection:
+        """Who ``conn`` (a job session's connection) is on the server, for :meth:`end_session`;
+        read from the driver without a round trip on psycopg, PyMySQL and sqlite3."""
+        return _sessions.identify(conn)
+
+    def end_session(self, session: SessionConnection) -> None:
+        """End a job session's database work from another thread (it timed out or lost its
+        lease): its transaction is rolled back and its locks are released on return."""
+        _sessions.end(session, lambda work: self.run(work, what="end a job session"))
+
+    def discard_session(self, session: SessionConnection) -> None:
+        """Close the driver connection of a session :meth:`end_session` ended; call it from
+        the thread that used the session, once that session is done."""
+        _sessions.discard(session)
 
     # -- workers -------------------------------------------------------------------------
 

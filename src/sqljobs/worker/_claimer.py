@@ -191,7 +191,7 @@ class Claimer:
         self._wakeup.wait(self._poll_interval)
 
     def _hand_over(self, claimed: list[Job]) -> None:
-        self._held.add(claimed, self._timeout_of)
+        self._held.add(claimed, self._timeout_of, self._is_sync)
         for job in claimed:
             self._stats.claimed += 1
             self._executors.submit(job)
@@ -199,6 +199,10 @@ class Claimer:
     def _timeout_of(self, job: Job) -> float | None:
         task = self._registry.get(job.task)
         return task.timeout if task is not None else None
+
+    def _is_sync(self, job: Job) -> bool:
+        task = self._registry.get(job.task)
+        return task is not None and not task.is_async
 
     def _pause_after(self, exc: StoreError, failures: int) -> None:
         pause = min(self._poll_interval * 2**failures, MAX_FAILURE_PAUSE)

@@ -17,7 +17,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.exc import UnboundExecutionError
+from sqlalchemy.orm import Session, sessionmaker
 
 from .._arguments import storable_text, to_json_value
 from .._utils import to_timedelta, utcnow
@@ -39,6 +40,7 @@ from ..registry import CONTEXT_PARAMETER, DEFAULT_MAX_ATTEMPTS, Task, TaskRegist
 from ..store import JobStore, begin_write, set_sqlite_busy_timeout
 from ._job_session import SessionGuard
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
+from ._watch import AttemptWatch
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -141,7 +143,11 @@ class Executor:
         for an error met after the task ran (its completion could not be stored)."""
         return map_exception(job, self._registry.get(job.task), exc)
 
-    def execute(self, job: Job, ctx: JobContext | None = None) -> Outcome:
+    def execute(
+        self, job: Job, ctx: JobContext | None = None, watch: AttemptWatch | None = None
+    ) -> Outcome:
+        """Run ``job``; with a ``watch`` (in a worker), a sync task's session connection is
+        attached to it, so that the watchdog can end it."""
         try:
             task = self._registry[job.task]
             kwargs = task.arguments.bind_stored(job.args)
@@ -155,8 +161,19 @@ class Executor:
         if task.is_async:
             return self._async_runner().run(self._execute_async(task, job, kwargs, ctx))
         if task.wants_session:
-            return self._execute_with_session(task, job, kwargs)
+            return self._execute_with_session(task, job, kwargs, watch)
         return self._execute_plain(task, job, kwargs)
+
+    def timed_out(self, job: Job, elapsed: float) -> Outcome:
+        """The outcome of a sync attempt the watchdog stopped past its timeout."""
+        task = self._registry.get(job.task)
+        timeout = f" {task.timeout:g}s" if task is not None and task.timeout else ""
+        exc = JobTimeout(
+            f"task {job.task} was still running after {elapsed:.1f}s, past its{timeout} timeout: "
+            "its database connection was ended (its transaction rolled back, its locks "
+            "released) and its thread left behind"
+        )
+        return map_exception(job, task, exc)
 
     def _execute_plain(self, task: Task[Any], job: Job, kwargs: dict[str, Any]) -> Outcome:
         started = time.monotonic()
@@ -168,12 +185,16 @@ class Executor:
             _reraise_interrupt(exc)
             return map_exception(job, task, exc)
 
-    def _execute_with_session(self, task: Task[Any], job: Job, kwargs: dict[str, Any]) -> Outcome:
+    def _execute_with_session(
+        self, task: Task[Any], job: Job, kwargs: dict[str, Any], watch: AttemptWatch | None
+    ) -> Outcome:
         started = time.monotonic()
         session = self._session_factory()
         session.info[JOB_SESSION_INFO] = True
         guard = SessionGuard(session, task.name)
         try:
+            if watch is not None:
+                self._attach(session, watch, task)
             # Begun before the task on every database, so a task's session.begin() fails alike.
             connection = session.connection()
             if self._store.support.single_writer:
@@ -186,18 +207,42 @@ class Executor:
             guard.check()
             _check_timeout(task, started)
             stored = _stored_result(result)
-            if not self._store.complete(session, job, stored):
+            completed = self._store.complete(session, job, stored)
+            # Commit and rollback give the connection back to the pool: the watchdog must
+            # not end it from then on.
+            _settle(watch)
+            if not completed:
                 session.rollback()
                 return LeaseLost()
             session.commit()
             return Completed(result=stored, persisted=True)
         except BaseException as exc:
             guard.stop()
-            _safely(session.rollback)
+            if watch is not None:
+                watch.settle()
+            if watch is None or not watch.ended:
+                _safely(session.rollback)
             _reraise_interrupt(exc)
             return map_exception(job, task, guard.explain(exc))
         finally:
-            _safely(session.close)
+            ended = watch.settle() if watch is not None else None
+            if watch is not None and watch.ended:
+                # Ended from outside: dead and detached from the pool; drop it unused.
+                _safely(session.invalidate)
+                if ended is not None:
+                    self._store.discard_session(ended)
+            else:
+                _safely(session.close)
+
+    def _attach(self, session: Session, watch: AttemptWatch, task: Task[Any]) -> None:
+        """Give the watch the session's connection, taken now (the task would take it at its
+        first statement): reading its id costs no round trip on the usual drivers."""
+        try:
+            connection = session.connection()
+        except UnboundExecutionError:
+            return  # several binds: no single connection to watch
+        if not watch.attach(self._store.session_connection(connection)):
+            raise JobTimeout(f"task {task.name} was stopped before it started: past its timeout")
 
     async def _execute_async(
         self, task: Task[Any], job: Job, kwargs: dict[str, Any], ctx: JobContext
@@ -245,6 +290,15 @@ class Executor:
                 await session.close()
             except Exception:
                 log.warning("closing job %s's session failed", job.id, exc_info=True)
+
+
+def _settle(watch: AttemptWatch | None) -> None:
+    """No more ending from outside; raise if it happened (the connection is dead)."""
+    if watch is None:
+        return
+    watch.settle()
+    if watch.ended:
+        raise JobTimeout("the attempt's database connection was ended from outside")
 
 
 def _check_timeout(task: Task[Any], started: float) -> None:

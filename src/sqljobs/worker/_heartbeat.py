@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from ..exceptions import StoreError
 from ..store import JobStore
-from ._held import HeldJobs
+from ._held import HeldJob, HeldJobs
 from ._maintenance import Maintenance
 
 log = logging.getLogger("sqljobs.worker")
@@ -31,6 +31,7 @@ class Heartbeat:
         interval: float,
         rescue_interval: float,
         on_error: Callable[[BaseException], None],
+        end_lost: Callable[[list[HeldJob]], None] | None = None,
     ) -> None:
         self._worker_id = worker_id
         self._store = store
@@ -40,6 +41,7 @@ class Heartbeat:
         self._interval = interval
         self._rescue_interval = rescue_interval
         self._on_error = on_error
+        self._end_lost = end_lost
         self._stop = threading.Event()
         self._next_rescue = 0.0
         self._thread = threading.Thread(target=self._run, name="sqljobs-heartbeat", daemon=True)
@@ -71,8 +73,9 @@ class Heartbeat:
         now = time.monotonic()
         lease_seconds = self._lease.total_seconds()
         entries = self._held.entries()
-        # A job past its timeout is not renewed: if its thread hangs for good, the lease runs
-        # out and another worker (or this one) rescues the job.
+        # A job past its timeout is not renewed: the watchdog stops a sync one and records
+        # its timeout; if this worker hangs for good, the lease runs out and another worker
+        # rescues the job.
         # A job waiting in prefetch for longer than a lease (behind a hung task) is not
         # renewed either: it expires and is rescued without costing an attempt (it never
         # started), for an idle worker to take; if an executor gets to it first, its start
@@ -98,6 +101,8 @@ class Heartbeat:
         for job_id, entry in entries:
             if job_id in lost:
                 entry.ctx.cancel()
+        if self._end_lost is not None:
+            self._end_lost([entry for job_id, entry in entries if job_id in lost])
         self._maintenance.enqueue_due()
         if now >= self._next_rescue:
             self._next_rescue = now + self._rescue_interval

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..context import JobContext
 from ..jobs import Job
+from ._watch import AttemptWatch
 
 
 @dataclass
@@ -27,10 +28,15 @@ class HeldJob:
     ran: bool = False
     #: When it was claimed (monotonic): a job waiting longer is given back (see Heartbeat).
     claimed: float = field(default_factory=time.monotonic)
+    #: A sync task: past its deadline the watchdog ends it (async tasks are cancelled).
+    sync: bool = False
+    #: The running attempt's watch (set when it starts).
+    watch: AttemptWatch | None = None
 
     def start(self) -> None:
         self.started = time.monotonic()
         self.deadline = self.started + self.timeout if self.timeout else None
+        self.watch = AttemptWatch()
 
 
 class HeldJobs:
@@ -50,10 +56,16 @@ class HeldJobs:
         with self._lock:
             return len(self._entries)
 
-    def add(self, jobs: Iterable[Job], timeout_of: Callable[[Job], float | None]) -> None:
+    def add(
+        self,
+        jobs: Iterable[Job],
+        timeout_of: Callable[[Job], float | None],
+        is_sync: Callable[[Job], bool] = lambda _: False,
+    ) -> None:
         with self._lock:
             for job in jobs:
-                self._entries[job.id] = HeldJob(job, timeout_of(job), JobContext(job))
+                entry = HeldJob(job, timeout_of(job), JobContext(job), sync=is_sync(job))
+                self._entries[job.id] = entry
 
     def start(self, job: Job) -> HeldJob | None:
         """Mark ``job`` as running now; None if it is no longer held."""
@@ -86,6 +98,26 @@ class HeldJobs:
         with self._lock:
             per_queue = Counter(entry.job.queue for entry in self._entries.values())
             return per_queue, self._holding()
+
+    def overdue(self, now: float) -> list[HeldJob]:
+        """Running sync attempts past their deadline (monotonic ``now``)."""
+        with self._lock:
+            return [
+                entry
+                for entry in self._entries.values()
+                if entry.sync
+                and not entry.ran
+                and entry.deadline is not None
+                and entry.deadline < now
+            ]
+
+    def abandon(self, entry: HeldJob) -> None:
+        """Forget ``entry`` (its attempt was timed out), not a later attempt of its job."""
+        with self._emptied:
+            if self._entries.get(entry.job.id) is entry:
+                del self._entries[entry.job.id]
+            self._emptied.notify_all()
+        self._on_freed()
 
     def entries(self) -> list[tuple[int, HeldJob]]:
         with self._lock:

@@ -16,6 +16,7 @@ from ..jobs import Job
 from ..store import JobStore
 from ._executor import Executor
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
+from ._watch import AttemptWatch
 
 log = logging.getLogger("sqljobs.worker")
 
@@ -55,16 +56,23 @@ class JobRunner:
         log.info("job %s (%s) was cancelled or taken back before it started", job.id, job.task)
         return False
 
-    def execute(self, job: Job, ctx: JobContext | None = None) -> tuple[Outcome, float]:
+    def execute(
+        self, job: Job, ctx: JobContext | None = None, watch: AttemptWatch | None = None
+    ) -> tuple[Outcome, float]:
         """Run the task; nothing is stored yet unless its own session committed it."""
         self._bus.emit(events.JOB_STARTED, job=job)
         started = time.monotonic()
         token = _running_job.set(job)
         try:
-            outcome = self._executor.execute(job, ctx)
+            outcome = self._executor.execute(job, ctx, watch)
         finally:
             _running_job.reset(token)
         return outcome, time.monotonic() - started
+
+    def timed_out(self, job: Job, elapsed: float) -> Outcome:
+        """Store that a hung sync attempt was stopped past its timeout (retried by the task's
+        policy), conditional on the lease like any outcome."""
+        return self.persist(job, self._executor.timed_out(job, elapsed), elapsed)
 
     def persist(self, job: Job, outcome: Outcome, duration: float) -> Outcome:
         """Store ``outcome`` and report it; :class:`LeaseLost` if the job was taken away.

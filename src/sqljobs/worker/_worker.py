@@ -33,6 +33,7 @@ from ._notifier import NotificationListener
 from ._parts import HasWorkerParts, WorkerParts
 from ._slots import Slots
 from ._stats import WorkerStats
+from ._watchdog import Watchdog
 
 log = logging.getLogger("sqljobs.worker")
 #: How long finished jobs are kept by default (``prune_after``).
@@ -198,6 +199,15 @@ class Worker:
             on_store_error=self._store_failed,
         )
         self._slots = slots
+        self._watchdog = Watchdog(
+            store=self._store,
+            held=self._held,
+            runner=parts.runner,
+            executors=self._executors,
+            stats=self.stats,
+            interval=self.heartbeat_interval,
+            on_error=self._report_error,
+        )
         self._heartbeat = Heartbeat(
             worker_id=self.id,
             store=self._store,
@@ -213,6 +223,7 @@ class Worker:
             interval=self.heartbeat_interval,
             rescue_interval=self.rescue_interval,
             on_error=self._report_error,
+            end_lost=self._watchdog.end_lost,
         )
         self._claimer = Claimer(
             worker_id=self.id,
@@ -304,6 +315,7 @@ class Worker:
         self._executors.start()
         self._completer.start()
         self._heartbeat.start()
+        self._watchdog.start()
         if self._listener is not None:
             self._listener_thread = threading.Thread(
                 target=self._listener.run, name="sqljobs-listener", daemon=True
@@ -359,11 +371,13 @@ class Worker:
             self._release(leftover, wait)
         self._executors.stop()
         self._heartbeat.stop()
+        self._watchdog.stop()
         if self._listener is not None:
             self._listener.stop()
         if not leftover:  # else an executor may be stuck in a task that never returns
             self._executors.join(timeout=5)
         self._heartbeat.join(timeout=5)
+        self._watchdog.join(timeout=5)
         if self._listener_thread is not None:
             self._listener_thread.join(timeout=5)
         self._claimer.join(timeout=5)
