@@ -100,6 +100,7 @@ def test_soak_resources_stay_flat(
             "threads": sorted({s["threads"] for s in steady}),
             "peak_checked_out": max(s["checked_out"] for s in samples),
             "fds_first_last": [steady[0]["fds"], steady[-1]["fds"], max(s["fds"] for s in steady)],
+            "fds_while_idle": sorted({s["fds"] for s in samples if s["t"] > done_at}),
             "rss_mb_start_end_peak": [
                 round(rss_start, 1),
                 round(rss_end, 1),
@@ -121,7 +122,11 @@ def test_soak_resources_stay_flat(
     for name, figure in figures.items():
         assert len(figure["threads"]) == 1, (name, figure["threads"])
         assert figure["peak_checked_out"] <= CONCURRENCY + 3, (name, figure)
-        first, last, peak = figure["fds_first_last"]
-        assert last <= first + 2 and peak <= first + 4, (name, figure["fds_first_last"])
+        # Descriptors follow the pool (a SQLite connection holds two: the database and its
+        # WAL), which may grow to its peak under load: bounded by one pool's worth, and flat
+        # once the worker idles (nothing accumulates).
+        first, _, peak = figure["fds_first_last"]
+        assert peak <= first + 2 * (CONCURRENCY + 3), (name, figure["fds_first_last"])
+        assert len(figure["fds_while_idle"]) == 1, (name, figure["fds_while_idle"])
         rss_start, rss_end, _ = figure["rss_mb_start_end_peak"]
         assert rss_end - rss_start < RSS_GROWTH_LIMIT_MB, (name, figure["rss_mb_start_end_peak"])
