@@ -111,21 +111,25 @@ def test_two_worker_processes_run_2000_jobs_exactly_once(app: Any, workers: Any)
     assert min(completed_by) > 0, completed_by  # both processes really shared the work
 
 
+def marker_text(marker: Path) -> str:
+    """What the task wrote to its marker; "" until it exists and holds text (the task
+    creates the file, then writes its pid)."""
+    return marker.read_text() if marker.exists() else ""
+
+
 def test_kill_9_mid_job_is_rescued_and_applied_once(app: Any, workers: Any, tmp_path: Path) -> None:
     jobs: JobQueue = app.jobs
     marker = tmp_path / "started"
     job_id = app.bump.enqueue(counter_id=1, hold=30, marker=str(marker))
     victim = workers("--concurrency", "2", "--lease", "1", "--poll-interval", "0.05")
-    eventually(marker.exists, timeout=60)
-    assert int(marker.read_text()) == victim.proc.pid
+    assert int(eventually(lambda: marker_text(marker), timeout=60)) == victim.proc.pid
     victim.proc.send_signal(signal.SIGKILL)
     victim.wait()
     assert jobs.get(job_id).state is JobState.RUNNING  # nobody knows yet that it died
     marker.unlink()
     # A second worker rescues the job once its lease expires; attempt 2 does not hold.
     rescuer = workers("--concurrency", "2", "--lease", "1", "--poll-interval", "0.05")
-    eventually(marker.exists, timeout=60)
-    assert int(marker.read_text()) == rescuer.proc.pid
+    assert int(eventually(lambda: marker_text(marker), timeout=60)) == rescuer.proc.pid
     job = eventually(lambda: (j := jobs.get(job_id)).state is JobState.COMPLETED and j, timeout=90)
     assert job.attempt == 2
     assert [e.type for e in job.errors] == ["LeaseExpired"]

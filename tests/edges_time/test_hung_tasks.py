@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -127,3 +128,36 @@ def test_hung_sessions_do_not_keep_their_pool_connections(
     job = jobs.get(job_id)
     assert (job.state, job.attempt, job.result) == (JobState.COMPLETED, 5, 5)
     assert [error.type for error in job.errors] == [TIMEOUT] * 4
+
+
+@pytest.mark.dialects("postgresql", "mariadb")  # SQLite: the cancel itself waits for the lock
+def test_a_cancelled_sync_tasks_session_is_ended_and_its_locks_released(
+    jobs: JobQueue,
+    session_factory: sessionmaker[Session],
+    make_engine: Callable[..., Engine],
+) -> None:
+    add_counters(session_factory)
+    other_session = make_engine()
+    release = threading.Event()
+    started = threading.Event()
+
+    @jobs.task(max_attempts=1)
+    def bump(session: Session) -> None:
+        increment(session)
+        started.set()
+        release.wait(120)  # no timeout: only the lost lease can end it
+
+    job_id = bump.enqueue()
+    try:
+        with jobs.worker(**WORKER) as worker:
+            assert started.wait(30)
+            assert not can_write_the_counter_at_once(other_session)
+            jobs.cancel(job_id)
+            eventually(lambda: can_write_the_counter_at_once(other_session))
+            assert not release.is_set()
+            release.set()
+            worker.stop(grace=10)
+    finally:
+        release.set()
+    assert jobs.get(job_id).state is JobState.CANCELLED
+    assert counter_total(session_factory) == 0
