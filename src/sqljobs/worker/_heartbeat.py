@@ -4,7 +4,6 @@ that they were cancelled or lost their lease, and runs maintenance (cron, rescue
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,6 +12,7 @@ from ..exceptions import StoreError
 from ..store import JobStore
 from ._held import HeldJob, HeldJobs
 from ._maintenance import Maintenance
+from ._periodic import PeriodicThread
 
 log = logging.getLogger("sqljobs.worker")
 
@@ -38,34 +38,27 @@ class Heartbeat:
         self._held = held
         self._maintenance = maintenance
         self._lease = lease
-        self._interval = interval
         self._rescue_interval = rescue_interval
-        self._on_error = on_error
         self._end_lost = end_lost
-        self._stop = threading.Event()
         self._next_rescue = 0.0
-        self._thread = threading.Thread(target=self._run, name="sqljobs-heartbeat", daemon=True)
+        self._loop = PeriodicThread(
+            name="sqljobs-heartbeat",
+            what="heartbeat",
+            interval=interval,
+            tick=self.beat,
+            on_error=on_error,
+            expected=(StoreError,),
+        )
 
     def start(self) -> None:
         self._next_rescue = time.monotonic() + self._rescue_interval
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._loop.stop()
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout=timeout)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.beat()
-            except StoreError as exc:
-                log.error("heartbeat failed (%s); will try again", exc)
-                self._on_error(exc)
-            except Exception as exc:  # never let lease renewal stop silently
-                log.exception("heartbeat failed unexpectedly; will try again")
-                self._on_error(exc)
+        self._loop.join(timeout)
 
     def beat(self) -> None:
         """One round: renew leases and store progress, cancel what was taken away, enqueue

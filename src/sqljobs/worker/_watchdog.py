@@ -11,7 +11,6 @@ It runs on a thread of its own, so that a hung SQLite writer cannot delay it.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
@@ -19,6 +18,7 @@ from ..exceptions import StoreError
 from ..store import JobStore
 from ._executors import ExecutorPool
 from ._held import HeldJob, HeldJobs
+from ._periodic import PeriodicThread
 from ._runner import JobRunner
 from ._stats import WorkerStats
 
@@ -44,27 +44,23 @@ class Watchdog:
         self._runner = runner
         self._executors = executors
         self._stats = stats
-        self._interval = interval
         self._on_error = on_error
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sqljobs-watchdog", daemon=True)
+        self._loop = PeriodicThread(
+            name="sqljobs-watchdog",
+            what="watchdog",
+            interval=interval,
+            tick=self.check,
+            on_error=on_error,
+        )
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._loop.stop()
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout=timeout)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.check()
-            except Exception as exc:  # never let the watchdog stop silently
-                log.exception("watchdog failed unexpectedly; will try again")
-                self._on_error(exc)
+        self._loop.join(timeout)
 
     def check(self) -> None:
         """Stop every sync attempt past its deadline."""
