@@ -253,11 +253,11 @@ def test_worker_prune_after_option_reaches_the_worker(app: ModuleType, db_url: s
     env = {**os.environ, "SQLJOBS_TEST_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "sqljobs", "worker", "--app", APP, "--no-live",
-         "--prune-after", "0s", "--poll-interval", "0.05"],
+         "--prune-after", "0s", "--prune-interval", "0.1", "--poll-interval", "0.05"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        eventually(lambda: app.jobs.list_jobs() == [], timeout=30)  # first prune after 10s
+        eventually(lambda: app.jobs.list_jobs() == [], timeout=30)
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
     finally:

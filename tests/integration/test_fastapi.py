@@ -330,10 +330,10 @@ def test_prune_after_given_to_the_lifespan_reaches_its_worker(jobs: JobQueue) ->
 
     noop.enqueue()
     jobs.drain()
-    lifespan = sqljobs.fastapi.lifespan(jobs, prune_after=0, poll_interval=0.05)
+    lifespan = sqljobs.fastapi.lifespan(jobs, prune_after=0, prune_interval=0.1, poll_interval=0.05)
     with TestClient(FastAPI(lifespan=lifespan)):
         assert lifespan.worker is not None and lifespan.worker.prune_after == timedelta(0)
-        eventually(lambda: no_jobs(jobs), timeout=30)  # the first prune comes after 10s
+        eventually(lambda: no_jobs(jobs), timeout=30)
     keep = sqljobs.fastapi.lifespan(jobs, prune_after=None)
     with TestClient(FastAPI(lifespan=keep)):
         assert keep.worker is not None and keep.worker.prune_after is None

@@ -80,6 +80,9 @@ def _build_app() -> Any:
         prune_after: str = typer.Option(
             "7d", help="delete finished jobs older than this (1h, 7d, ...), or 'never'"
         ),
+        prune_interval: float = typer.Option(
+            300.0, min=0.01, help="seconds between prunes (the first after at most 10 s)"
+        ),
         log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR"),
         log_format: str = typer.Option(
             "text",
@@ -123,6 +126,7 @@ def _build_app() -> Any:
                 poll_interval=poll_interval,
                 lease=lease,
                 prune_after=keep_for,
+                prune_interval=prune_interval,
                 live=show_live,
                 summary_interval=summary_interval,
                 console=live_console,

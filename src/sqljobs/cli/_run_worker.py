@@ -32,6 +32,7 @@ def run_worker(
     poll_interval: float,
     lease: float,
     prune_after: timedelta | None = DEFAULT_PRUNE_AFTER,
+    prune_interval: float = 300.0,
     live: bool = False,
     summary_interval: float = 60.0,
     console: Console | None = None,
@@ -44,6 +45,7 @@ def run_worker(
         poll_interval=poll_interval,
         lease=lease,
         prune_after=prune_after,
+        prune_interval=prune_interval,
     )
     stop_requested = threading.Event()
     signals_seen = 0

@@ -42,9 +42,10 @@ class WorkerLifespan:
 
     Args:
         jobs: the queue whose tasks the worker runs.
-        concurrency, prefetch, queues, poll_interval, lease, prune_after: as for
-            :class:`~sqljobs.Worker` (``prune_after``: finished jobs older than this are
-            deleted, default 7 days; None keeps them).
+        concurrency, prefetch, queues, poll_interval, lease, prune_after, prune_interval: as
+            for :class:`~sqljobs.Worker` (``prune_after``: finished jobs older than this are
+            deleted, default 7 days; None keeps them; ``prune_interval``: how often, default
+            5 minutes, the first time after at most 10 seconds).
         grace: seconds running jobs get to finish at shutdown; the rest go back to the queue.
         wrap: the app's own lifespan, to compose with.
         create_schema: create the sqljobs tables at startup if missing (quick starts; use
@@ -68,6 +69,7 @@ class WorkerLifespan:
         poll_interval: Duration = 0.5,
         lease: Duration = 30.0,
         prune_after: Duration | None = DEFAULT_PRUNE_AFTER,
+        prune_interval: Duration = 300.0,
         wrap: AppLifespan | None = None,
         create_schema: bool = False,
         enabled: bool = True,
@@ -87,6 +89,7 @@ class WorkerLifespan:
             "poll_interval": poll_interval,
             "lease": lease,
             "prune_after": prune_after,
+            "prune_interval": prune_interval,
         }
         #: The running worker, while the app lives (None otherwise).
         self.worker: Worker | None = None
