@@ -135,6 +135,15 @@ def jobs(session_factory: sessionmaker[Any]) -> Iterator[sqljobs.JobQueue]:
     queue.close()
 
 
+@pytest.fixture
+def offline_jobs() -> Iterator[sqljobs.JobQueue]:
+    """A queue for tests of configuration and refusals that reach no database: it runs once,
+    not once per dialect (its in-memory SQLite has no tables)."""
+    queue = sqljobs.JobQueue(sessionmaker(create_engine("sqlite://")))
+    yield queue
+    queue.close()
+
+
 @pytest.fixture(autouse=True)
 def _quiet_sqljobs_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="sqljobs")

@@ -21,10 +21,10 @@ MAX_WORKER_ID = 64  # the workers table's and lease_owner's column width
 # -- case 8: a typo in Unique(by_args=[...]) -------------------------------------------------
 
 
-def test_unique_by_args_typo_is_refused_at_registration(jobs: JobQueue) -> None:
+def test_unique_by_args_typo_is_refused_at_registration(offline_jobs: JobQueue) -> None:
     with pytest.raises(ConfigurationError, match=r"'userid'.*'user_id'.*did you mean 'user_id'"):
 
-        @jobs.task(unique=Unique(by_args=["userid"]))
+        @offline_jobs.task(unique=Unique(by_args=["userid"]))
         def digest(user_id: int) -> None: ...
 
 
@@ -95,9 +95,9 @@ def test_a_worker_with_a_long_hostname_starts(
     assert len(worker.id) <= MAX_WORKER_ID
 
 
-def test_explicit_worker_name_too_long_is_refused(jobs: JobQueue) -> None:
+def test_explicit_worker_name_too_long_is_refused(offline_jobs: JobQueue) -> None:
     with pytest.raises(ConfigurationError, match="1 to 64 characters"):
-        jobs.worker(name="w" * 65)
+        offline_jobs.worker(name="w" * 65)
 
 
 assert sqljobs  # the package under test

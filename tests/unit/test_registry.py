@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from sqljobs import ConfigurationError, JobQueue, TaskNotRegistered
@@ -16,8 +15,8 @@ from sqljobs.exceptions import TaskAlreadyRegistered
 
 
 @pytest.fixture
-def jobs() -> JobQueue:
-    return JobQueue(sessionmaker(create_engine("sqlite://")))
+def jobs(offline_jobs: JobQueue) -> JobQueue:
+    return offline_jobs
 
 
 def test_task_options_and_session_detection(jobs: JobQueue) -> None:

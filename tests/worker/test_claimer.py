@@ -130,9 +130,9 @@ def test_a_queue_with_a_local_limit_is_not_prefetched(jobs: JobQueue) -> None:
         eventually(lambda: states(jobs, ids) == {JobState.COMPLETED: 6})
 
 
-def test_a_negative_prefetch_is_refused(jobs: JobQueue) -> None:
+def test_a_negative_prefetch_is_refused(offline_jobs: JobQueue) -> None:
     with pytest.raises(ConfigurationError, match="prefetch must be 0 or more"):
-        jobs.worker(prefetch=-1)
+        offline_jobs.worker(prefetch=-1)
 
 
 def test_a_full_worker_waits_for_room_without_spinning(jobs: JobQueue) -> None:

@@ -175,8 +175,8 @@ def test_periodic_slots_are_enqueued_once_each(jobs: JobQueue) -> None:
     assert all(s.microsecond == 0 for s in slots)
 
 
-def test_schedule_slots_timezones_and_missed_policy(jobs: JobQueue) -> None:
-    @jobs.task
+def test_schedule_slots_timezones_and_missed_policy(offline_jobs: JobQueue) -> None:
+    @offline_jobs.task
     def nightly() -> None:
         pass
 
