@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +13,7 @@ from sqlalchemy import select
 
 from sqljobs import JobQueue, JobState
 from tests.helpers import eventually
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import WorkerProcesses
 
 
 @pytest.fixture
@@ -32,47 +28,28 @@ def app(db_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     module.engine.dispose()
 
 
-def start_workers(db_url: str, count: int, *args: str) -> list[subprocess.Popen[str]]:
-    env = {**os.environ, "SQLJOBS_TEST_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
-    return [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sqljobs",
-                "worker",
-                "tests.acceptance.flow_app:jobs",
-                "--log-level",
-                "WARNING",
-                "--poll-interval",
-                "0.05",
-                *args,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(count)
-    ]
+@pytest.fixture
+def workers(db_url: str, tmp_path: Path) -> Iterator[WorkerProcesses]:
+    with WorkerProcesses(
+        db_url,
+        tmp_path,
+        "--log-level",
+        "WARNING",
+        "--poll-interval",
+        "0.05",
+        app="tests.acceptance.flow_app:jobs",
+    ) as started:
+        yield started
 
 
-def stop(workers: list[subprocess.Popen[str]]) -> None:
-    for worker in workers:
-        worker.send_signal(signal.SIGTERM)
-    for worker in workers:
-        out, _ = worker.communicate(timeout=60)
-        assert worker.returncode == 0, out
-
-
-def test_each_cron_slot_runs_once_with_three_worker_processes(app: Any, db_url: str) -> None:
+def test_each_cron_slot_runs_once_with_three_worker_processes(
+    app: Any, workers: WorkerProcesses
+) -> None:
     jobs: JobQueue = app.jobs
-    workers = start_workers(db_url, 3, "--queues", "default", "--concurrency", "2")
-    try:
-        eventually(lambda: len(jobs.list_jobs(task="tick")) >= 5, timeout=60, interval=0.2)
-    finally:
-        stop(workers)
+    for _ in range(3):
+        workers.start("--queues", "default", "--concurrency", "2")
+    eventually(lambda: len(jobs.list_jobs(task="tick")) >= 5, timeout=60, interval=0.2)
+    workers.stop_all()
     ticks = jobs.list_jobs(task="tick", limit=1000)
     slots = [job.run_at for job in ticks]
     assert len(slots) == len(set(slots)), "a slot was enqueued twice"
@@ -80,20 +57,21 @@ def test_each_cron_slot_runs_once_with_three_worker_processes(app: Any, db_url: 
     assert sum(job.state is JobState.COMPLETED for job in ticks) >= 4
 
 
-def test_a_global_limit_holds_across_three_worker_processes(app: Any, db_url: str) -> None:
+def test_a_global_limit_holds_across_three_worker_processes(
+    app: Any, workers: WorkerProcesses
+) -> None:
     jobs: JobQueue = app.jobs
     jobs.configure_queue("scarce", global_limit=2)
     total = 40
     jobs.enqueue_many(None, [app.scarce.prepare(n=i) for i in range(total)])
-    workers = start_workers(db_url, 3, "--queues", "scarce", "--concurrency", "3")
-    try:
-        eventually(
-            lambda: len(jobs.list_jobs(state="completed", queue="scarce")) == total,
-            timeout=120,
-            interval=0.2,
-        )
-    finally:
-        stop(workers)
+    for _ in range(3):
+        workers.start("--queues", "scarce", "--concurrency", "3")
+    eventually(
+        lambda: len(jobs.list_jobs(state="completed", queue="scarce")) == total,
+        timeout=120,
+        interval=0.2,
+    )
+    workers.stop_all()
     with app.engine.connect() as conn:
         spans = conn.execute(select(app.runs.c.started, app.runs.c.ended)).all()
     assert len(spans) == total

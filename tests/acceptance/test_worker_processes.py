@@ -4,10 +4,7 @@ graceful shutdown."""
 from __future__ import annotations
 
 import importlib
-import os
 import re
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +14,7 @@ import pytest
 
 from sqljobs import Job, JobQueue, JobState
 from tests.helpers import add_counters, counter_total, eventually
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import WorkerProcesses
 
 
 @pytest.fixture
@@ -33,52 +29,12 @@ def app(db_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     module.engine.dispose()
 
 
-class WorkerProcess:
-    def __init__(self, db_url: str, *args: str) -> None:
-        env = {**os.environ, "SQLJOBS_TEST_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sqljobs",
-                "worker",
-                "tests.acceptance.app:jobs",
-                "--log-level",
-                "WARNING",
-                *args,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout: float = 60) -> tuple[int, str]:
-        out, _ = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
-
-
 @pytest.fixture
-def workers(db_url: str) -> Iterator[Any]:
-    started: list[WorkerProcess] = []
-
-    def start(*args: str) -> WorkerProcess:
-        worker = WorkerProcess(db_url, *args)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.kill()
+def workers(db_url: str, tmp_path: Path) -> Iterator[WorkerProcesses]:
+    with WorkerProcesses(
+        db_url, tmp_path, "--log-level", "WARNING", app="tests.acceptance.app:jobs"
+    ) as started:
+        yield started
 
 
 def all_finished(jobs: JobQueue) -> bool:
@@ -86,12 +42,14 @@ def all_finished(jobs: JobQueue) -> bool:
     return bool(counts) and all(state.is_finished for (_q, state) in counts)
 
 
-def test_two_worker_processes_run_2000_jobs_exactly_once(app: Any, workers: Any) -> None:
+def test_two_worker_processes_run_2000_jobs_exactly_once(
+    app: Any, workers: WorkerProcesses
+) -> None:
     jobs: JobQueue = app.jobs
     total = 2000
     jobs.enqueue_many(None, [app.bump.prepare(counter_id=1 + i % 10) for i in range(total)])
-    first = workers("--concurrency", "4", "--poll-interval", "0.05")
-    second = workers("--concurrency", "4", "--poll-interval", "0.05")
+    first = workers.start("--concurrency", "4", "--poll-interval", "0.05")
+    second = workers.start("--concurrency", "4", "--poll-interval", "0.05")
     eventually(lambda: all_finished(jobs), timeout=240, interval=0.2)
     assert jobs.counts() == {("default", JobState.COMPLETED): total}
     assert counter_total(app.SessionLocal) == total
@@ -103,8 +61,7 @@ def test_two_worker_processes_run_2000_jobs_exactly_once(app: Any, workers: Any)
     assert not retried, retried
     completed_by = []
     for worker in (first, second):
-        worker.signal(signal.SIGTERM)
-        code, out = worker.wait()
+        code, out = worker.stop(), worker.output()
         assert code == 0, out
         completed_by.append(int(re.search(r"stopped: (\d+) completed", out).group(1)))  # type: ignore[union-attr]
     assert sum(completed_by) == total
@@ -117,19 +74,20 @@ def marker_text(marker: Path) -> str:
     return marker.read_text() if marker.exists() else ""
 
 
-def test_kill_9_mid_job_is_rescued_and_applied_once(app: Any, workers: Any, tmp_path: Path) -> None:
+def test_kill_9_mid_job_is_rescued_and_applied_once(
+    app: Any, workers: WorkerProcesses, tmp_path: Path
+) -> None:
     jobs: JobQueue = app.jobs
     marker = tmp_path / "started"
     job_id = app.bump.enqueue(counter_id=1, hold=30, marker=str(marker))
-    victim = workers("--concurrency", "2", "--lease", "1", "--poll-interval", "0.05")
-    assert int(eventually(lambda: marker_text(marker), timeout=60)) == victim.proc.pid
-    victim.proc.send_signal(signal.SIGKILL)
-    victim.wait()
+    victim = workers.start("--concurrency", "2", "--lease", "1", "--poll-interval", "0.05")
+    assert int(eventually(lambda: marker_text(marker), timeout=60)) == victim.pid
+    victim.sigkill()
     assert jobs.get(job_id).state is JobState.RUNNING  # nobody knows yet that it died
     marker.unlink()
     # A second worker rescues the job once its lease expires; attempt 2 does not hold.
-    rescuer = workers("--concurrency", "2", "--lease", "1", "--poll-interval", "0.05")
-    assert int(eventually(lambda: marker_text(marker), timeout=60)) == rescuer.proc.pid
+    rescuer = workers.start("--concurrency", "2", "--lease", "1", "--poll-interval", "0.05")
+    assert int(eventually(lambda: marker_text(marker), timeout=60)) == rescuer.pid
     job = eventually(lambda: (j := jobs.get(job_id)).state is JobState.COMPLETED and j, timeout=90)
     assert job.attempt == 2
     assert [e.type for e in job.errors] == ["LeaseExpired"]
@@ -137,28 +95,26 @@ def test_kill_9_mid_job_is_rescued_and_applied_once(app: Any, workers: Any, tmp_
 
 
 def test_sigterm_finishes_the_running_job_then_exits(
-    app: Any, workers: Any, tmp_path: Path
+    app: Any, workers: WorkerProcesses, tmp_path: Path
 ) -> None:
     jobs: JobQueue = app.jobs
     marker = tmp_path / "started"
     job_id = app.bump.enqueue(counter_id=1, hold=1.0, marker=str(marker))
-    worker = workers("--concurrency", "1", "--grace", "20", "--poll-interval", "0.05")
+    worker = workers.start("--concurrency", "1", "--grace", "20", "--poll-interval", "0.05")
     eventually(marker.exists, timeout=60)
-    worker.signal(signal.SIGTERM)
-    code, out = worker.wait()
+    code, out = worker.stop(), worker.output()
     assert code == 0, out
     assert "stopped" in out
     assert jobs.get(job_id).state is JobState.COMPLETED
     assert counter_total(app.SessionLocal) == 1
 
 
-def _sigterm_past_the_grace_period(app: Any, workers: Any, tmp_path: Path) -> Job:
+def _sigterm_past_the_grace_period(app: Any, workers: WorkerProcesses, tmp_path: Path) -> Job:
     marker = tmp_path / "started"
     job_id = app.bump.enqueue(counter_id=1, hold=5, marker=str(marker))
-    worker = workers("--concurrency", "1", "--grace", "0.5", "--poll-interval", "0.05")
+    worker = workers.start("--concurrency", "1", "--grace", "0.5", "--poll-interval", "0.05")
     eventually(marker.exists, timeout=60)
-    worker.signal(signal.SIGTERM)
-    code, out = worker.wait(timeout=60)
+    code, out = worker.stop(timeout=60), worker.output()
     assert code == 0, out
     job: Job = app.jobs.get(job_id)
     return job
@@ -166,7 +122,7 @@ def _sigterm_past_the_grace_period(app: Any, workers: Any, tmp_path: Path) -> Jo
 
 @pytest.mark.needs("concurrent_writers")
 def test_sigterm_past_the_grace_period_releases_the_job(
-    app: Any, workers: Any, tmp_path: Path
+    app: Any, workers: WorkerProcesses, tmp_path: Path
 ) -> None:
     job = _sigterm_past_the_grace_period(app, workers, tmp_path)
     assert job.state is JobState.AVAILABLE and job.attempt == 0
@@ -175,7 +131,7 @@ def test_sigterm_past_the_grace_period_releases_the_job(
 
 @pytest.mark.dialects("sqlite", reason="SQLite's own behaviour: one writer at a time")
 def test_sqlite_sigterm_past_the_grace_period_lets_the_job_holding_the_write_lock_finish(
-    app: Any, workers: Any, tmp_path: Path
+    app: Any, workers: WorkerProcesses, tmp_path: Path
 ) -> None:
     job = _sigterm_past_the_grace_period(app, workers, tmp_path)
     assert job.state is JobState.COMPLETED and counter_total(app.SessionLocal) == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,8 +19,8 @@ from typer.testing import CliRunner
 from sqljobs import JobState
 from sqljobs.cli import _build_app
 from tests.helpers import add_counters, counter_total, eventually
+from tests.processes import ROOT, WorkerProcesses
 
-ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.integration.cli_app:jobs"
 
 
@@ -177,33 +176,25 @@ def test_retry_of_a_unique_job_whose_key_is_held_exits_refused(app: ModuleType, 
 
 
 @pytest.mark.dialects("sqlite", reason="output and exit codes do not depend on the database")
-def test_worker_process_prints_summaries_and_json_logs(app: ModuleType, db_url: str) -> None:
+def test_worker_process_prints_summaries_and_json_logs(
+    app: ModuleType, db_url: str, tmp_path: Path
+) -> None:
     app.jobs.create_schema()
     for _ in range(3):
         app.bump.enqueue()
     app.explode.enqueue(message="kaput")
-    env = {
-        **os.environ,
-        "SQLJOBS_TEST_DATABASE_URL": db_url,
-        "SQLJOBS_APP": APP,
-        "PYTHONPATH": str(ROOT),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sqljobs", "worker", "--queues", "counters,mail", "--no-live",
-         "--summary-interval", "0.5", "--log-format", "json", "--poll-interval", "0.05"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    with WorkerProcesses(db_url, tmp_path) as workers:  # the app comes from SQLJOBS_APP
+        worker = workers.start(
+            "--queues", "counters,mail", "--no-live", "--summary-interval", "0.5",
+            "--log-format", "json", "--poll-interval", "0.05",
+            env={"SQLJOBS_APP": APP}, separate_stderr=True,
+        )  # fmt: skip
         eventually(lambda: counter_total(app.SessionLocal) == 3, timeout=30)
         eventually(lambda: app.jobs.counts().get(("mail", JobState.DISCARDED)) == 1, timeout=30)
         eventually(lambda: app.jobs.store.list_workers(), timeout=10)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
+        code = worker.stop(timeout=30)
+    out, err = worker.output(), worker.errors()
+    assert code == 0, err
     assert "running queues counters,mail with concurrency 4, prefetch automatic" in out
     last = out.splitlines()[-1]
     assert " stopped: 3 completed, 0 failed (to retry), 1 discarded, 0 cancelled" in last
@@ -243,28 +234,24 @@ def test_exit_codes_of_a_real_process(app: ModuleType, db_url: str) -> None:
 @pytest.mark.dialects(
     "sqlite", reason="the option reaches the worker the same way on every database"
 )
-def test_worker_prune_after_option_reaches_the_worker(app: ModuleType, db_url: str) -> None:
+def test_worker_prune_after_option_reaches_the_worker(
+    app: ModuleType, db_url: str, tmp_path: Path
+) -> None:
     """The option's path is the same on every database; pruning itself is tested on each by
     the store tests."""
     app.jobs.create_schema()
     app.bump.enqueue()
     app.jobs.drain()
     assert len(app.jobs.list_jobs()) == 1
-    env = {**os.environ, "SQLJOBS_TEST_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sqljobs", "worker", "--app", APP, "--no-live",
-         "--prune-after", "0s", "--prune-interval", "0.1", "--poll-interval", "0.05"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    with WorkerProcesses(db_url, tmp_path, app=None) as workers:
+        worker = workers.start(
+            "--app", APP, "--no-live", "--prune-after", "0s", "--prune-interval", "0.1",
+            "--poll-interval", "0.05", separate_stderr=True,
+        )  # fmt: skip
         eventually(lambda: app.jobs.list_jobs() == [], timeout=30)
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
+        code = worker.stop(timeout=30)
+    err = worker.errors()
+    assert code == 0, err
     assert "pruned 1 finished job(s) older than 0:00:00" in err
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -19,8 +17,10 @@ from sqlalchemy import func, select
 from sqljobs import JobQueue, JobState
 from tests.conftest import Counter
 from tests.helpers import add_counters, eventually
+from tests.processes import ROOT as ROOT  # re-exported for the scenarios
+from tests.processes import WorkerProcess as WorkerProcess
+from tests.processes import WorkerProcesses
 
-ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.reliability.app"
 
 
@@ -45,87 +45,12 @@ def load_app(db_url: str) -> Any:
     return module
 
 
-class WorkerProcess:
-    """``python -m sqljobs worker tests.reliability.app:jobs`` with output kept in a file."""
-
-    def __init__(self, db_url: str, log: Path, *args: str, env: dict[str, str] | None = None):
-        self.log = log
-        self.terminated = False
-        environment = {
-            **os.environ,
-            "SQLJOBS_TEST_DATABASE_URL": db_url,
-            "PYTHONPATH": str(ROOT),
-            **(env or {}),
-        }
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sqljobs", "worker", f"{APP}:jobs", "--no-live", *args],
-                cwd=ROOT,
-                env=environment,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def sigkill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self, timeout: float = 90) -> int:
-        """SIGTERM, then wait for a clean exit; returns the exit code."""
-        self.sigterm()
-        return self.proc.wait(timeout=timeout)
-
-    def sigterm(self) -> None:
-        """One SIGTERM only: a second one skips the grace period, and one that arrives
-        while the interpreter shuts down ends the process with -15."""
-        if self.proc.poll() is None and not self.terminated:
-            self.terminated = True
-            self.proc.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-
-
-class Workers:
-    """Starts worker processes and always kills the survivors at the end of the test."""
+class Workers(WorkerProcesses):
+    """``python -m sqljobs worker tests.reliability.app:jobs --no-live ...`` processes, each
+    with its output in a file; the fixture kills the survivors at the end of the test."""
 
     def __init__(self, db_url: str, tmp_path: Path) -> None:
-        self.db_url = db_url
-        self.tmp_path = tmp_path
-        self.started: list[WorkerProcess] = []
-
-    def start(self, *args: str, env: dict[str, str] | None = None) -> WorkerProcess:
-        log = self.tmp_path / f"worker-{len(self.started)}.log"
-        worker = WorkerProcess(self.db_url, log, *args, env=env)
-        self.started.append(worker)
-        return worker
-
-    def stop_all(self, workers: list[WorkerProcess]) -> None:
-        """SIGTERM every worker at once and check each exits cleanly."""
-        for worker in workers:
-            worker.sigterm()
-        for worker in workers:
-            code = worker.stop()
-            assert code == 0, f"worker {worker.pid} exited {code}:\n{worker.output()[-3000:]}"
-
-    def close(self) -> None:
-        for worker in self.started:
-            worker.kill()
-
-    def logs(self) -> str:
-        return "\n".join(w.output() for w in self.started)
+        super().__init__(db_url, tmp_path, "--no-live", app=f"{APP}:jobs")
 
 
 @dataclass
