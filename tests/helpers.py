@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -98,3 +99,10 @@ class EventLog:
     def close(self) -> None:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (tests only ever listen on loopback)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -29,7 +28,7 @@ from sqljobs import Backoff, JobQueue, JobState
 from sqljobs._utils import utcnow
 from sqljobs.schema import jobs_table
 from tests import databases
-from tests.helpers import add_counters, eventually, increment
+from tests.helpers import add_counters, eventually, free_port, increment
 
 CHROMIUM = os.environ.get("SQLJOBS_CHROMIUM", "/usr/bin/chromium")
 #: Where screenshots go: a temporary folder, unless ``bash scripts/screenshots`` refreshes the
@@ -57,12 +56,6 @@ def chromium_or_skip() -> str:
     if databases.IN_CI:
         pytest.fail(f"CI runs the browser test: {message}")
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:

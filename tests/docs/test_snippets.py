@@ -10,7 +10,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 
 from tests.docs import snippets
 from tests.docs.snippets import FASTAPI_DOC, README, ROOT
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
 
 DRIVER = Path(__file__).with_name("docs_driver.py")
 
@@ -119,12 +118,6 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     [built] = out.glob("*.whl")
     return built
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.slow

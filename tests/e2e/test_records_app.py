@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,15 +26,9 @@ from sqljobs import JobState
 from sqljobs.schema import jobs_table
 from tests import capabilities
 from tests.e2e.app import ProbeAttempt, ProbeBase
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:
