@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import socket
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import select, update
@@ -106,3 +111,31 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def app_module(name: str, db_url: str, **env: str) -> Iterator[ModuleType]:
+    """Import the test app module ``name`` afresh, bound to ``db_url`` (it reads
+    ``SQLJOBS_TEST_DATABASE_URL`` at import, as an app reads its settings), with ``env`` set
+    while it is imported and used; at exit close its queue, dispose its engine, restore the
+    environment and forget the module, so the next test imports it again."""
+    settings = {"SQLJOBS_TEST_DATABASE_URL": db_url, **env}
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    sys.modules.pop(name, None)
+    try:
+        module = importlib.import_module(name)
+        try:
+            yield module
+        finally:
+            jobs = getattr(module, "jobs", None)
+            if jobs is not None:
+                jobs.close()
+            module.engine.dispose()
+    finally:
+        sys.modules.pop(name, None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

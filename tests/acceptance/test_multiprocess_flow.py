@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,20 +10,17 @@ import pytest
 from sqlalchemy import select
 
 from sqljobs import JobQueue, JobState
-from tests.helpers import eventually
+from tests.helpers import app_module, eventually
 from tests.processes import WorkerProcesses
 
 
 @pytest.fixture
-def app(db_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("SQLJOBS_TEST_DATABASE_URL", db_url)
-    sys.modules.pop("tests.acceptance.flow_app", None)
-    module = importlib.import_module("tests.acceptance.flow_app")
-    module.jobs.create_schema()
-    module.runs.drop(module.engine, checkfirst=True)
-    module.runs.create(module.engine)
-    yield module
-    module.engine.dispose()
+def app(db_url: str, engine: Any) -> Iterator[Any]:
+    with app_module("tests.acceptance.flow_app", db_url) as module:
+        module.jobs.create_schema()
+        module.runs.drop(module.engine, checkfirst=True)
+        module.runs.create(module.engine)
+        yield module
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@ graceful shutdown."""
 
 from __future__ import annotations
 
-import importlib
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,20 +11,16 @@ from typing import Any
 import pytest
 
 from sqljobs import Job, JobQueue, JobState
-from tests.helpers import add_counters, counter_total, eventually
+from tests.helpers import add_counters, app_module, counter_total, eventually
 from tests.processes import WorkerProcesses
 
 
 @pytest.fixture
-def app(db_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("SQLJOBS_TEST_DATABASE_URL", db_url)
-    sys.modules.pop("tests.acceptance.app", None)
-    module = importlib.import_module("tests.acceptance.app")  # bound to this test's database
-
-    module.jobs.create_schema()
-    add_counters(module.SessionLocal, 10)
-    yield module
-    module.engine.dispose()
+def app(db_url: str, engine: Any) -> Iterator[Any]:
+    with app_module("tests.acceptance.app", db_url) as module:
+        module.jobs.create_schema()
+        add_counters(module.SessionLocal, 10)
+        yield module
 
 
 @pytest.fixture

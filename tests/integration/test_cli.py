@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ from typer.testing import CliRunner
 
 from sqljobs import JobState
 from sqljobs.cli import _build_app
-from tests.helpers import add_counters, counter_total, eventually
+from tests.helpers import add_counters, app_module, counter_total, eventually
 from tests.processes import ROOT, WorkerProcesses
 
 APP = "tests.integration.cli_app:jobs"
@@ -26,15 +25,10 @@ APP = "tests.integration.cli_app:jobs"
 
 @pytest.fixture
 def app(db_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    monkeypatch.setenv("SQLJOBS_TEST_DATABASE_URL", db_url)
     monkeypatch.delenv("SQLJOBS_APP", raising=False)
-    sys.modules.pop("tests.integration.cli_app", None)
-    module = importlib.import_module("tests.integration.cli_app")  # bound to this database
-    add_counters(module.SessionLocal, 3)
-    yield module
-    module.jobs.close()
-    module.engine.dispose()
-    sys.modules.pop("tests.integration.cli_app", None)
+    with app_module("tests.integration.cli_app", db_url) as module:
+        add_counters(module.SessionLocal, 3)
+        yield module
 
 
 class Cli:

@@ -4,8 +4,6 @@ dashboard and the CLI; key rotation, a missing key, and retry of an erased job."
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -22,7 +20,7 @@ import sqljobs.fastapi
 from sqljobs import Backoff, Cancel, JobQueue, JobState, Secret, SecretsErased, Unique
 from sqljobs.cli import _build_app
 from sqljobs.jobs import NewJob
-from tests.helpers import all_finished, eventually
+from tests.helpers import all_finished, app_module, eventually
 
 PASSWORD = "correct-horse-battery-staple-42"
 KEY = Fernet.generate_key().decode()
@@ -233,16 +231,11 @@ def test_the_rest_api_and_the_dashboard_show_no_secret(
 
 
 def test_the_cli_shows_no_secret(
-    secret_jobs: JobQueue, signup: Any, engine: Engine, db_url: str,
-    monkeypatch: pytest.MonkeyPatch,
+    secret_jobs: JobQueue, signup: Any, engine: Engine, db_url: str
 ) -> None:  # fmt: skip
     job_id = signup.enqueue(email="a@x", password=PASSWORD)
     token = stored_args(engine, job_id)["password"]["$secret"]
-    monkeypatch.setenv("SQLJOBS_TEST_DATABASE_URL", db_url)
-    monkeypatch.setenv("SQLJOBS_TEST_SECRET_KEYS", KEY)
-    sys.modules.pop("tests.integration.secrets_app", None)
-    module = importlib.import_module("tests.integration.secrets_app")
-    try:
+    with app_module("tests.integration.secrets_app", db_url, SQLJOBS_TEST_SECRET_KEYS=KEY):
         runner, command, app = CliRunner(), _build_app(), "tests.integration.secrets_app:jobs"
         outputs = [
             runner.invoke(command, [*args, "--app", app])
@@ -253,9 +246,6 @@ def test_the_cli_shows_no_secret(
                 ["jobs", "list", "--json"],
             )
         ]
-    finally:
-        module.engine.dispose()
-        sys.modules.pop("tests.integration.secrets_app", None)
     assert [result.exit_code for result in outputs] == [0, 0, 0, 0]
     assert all(token not in r.stdout and PASSWORD not in r.stdout for r in outputs)
     assert '"password": "<secret>"' in outputs[0].stdout
