@@ -188,7 +188,7 @@ def test_the_lifespan_composes_with_the_apps_own_and_drains_running_jobs(
     assert events == ["app started", "job finished", "app stopping"]
     assert jobs.get(job_id).state is JobState.COMPLETED
     assert lifespan.worker is None
-    assert list(jobs._workers) == []
+    assert jobs.store.list_workers() == []  # it deregistered on the way out
 
 
 def test_a_missing_schema_fails_startup_unless_the_lifespan_creates_it(
