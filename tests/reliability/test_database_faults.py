@@ -145,6 +145,7 @@ def _real_restart_allowed() -> bool:
     return asked and local and shutil.which("pg_ctlcluster") is not None and os.geteuid() == 0
 
 
+@pytest.mark.serial
 @pytest.mark.dialects("postgresql", reason="restarts the PostgreSQL server of this machine")
 def test_postgresql_server_restarted_mid_run(dialect: str, rel_app: Any, workers: Workers) -> None:
     """A real ``pg_ctlcluster restart`` of the whole server: in CI (``CI=true``) or with
