@@ -239,8 +239,8 @@ def test_worker_prune_after_option_reaches_the_worker(
     assert len(app.jobs.list_jobs()) == 1
     with WorkerProcesses(db_url, tmp_path, app=None) as workers:
         worker = workers.start(
-            "--app", APP, "--no-live", "--prune-after", "0s", "--prune-interval", "0.1", "--lease", "1.5",
-            "--poll-interval", "0.05", separate_stderr=True,
+            "--app", APP, "--no-live", "--prune-after", "0s", "--prune-interval", "0.1",
+            "--lease", "1.5", "--poll-interval", "0.05", separate_stderr=True,
         )  # fmt: skip
         eventually(lambda: app.jobs.list_jobs() == [], timeout=30)
         code = worker.stop(timeout=30)
