@@ -63,6 +63,19 @@ def finished(jobs: JobQueue, *job_ids: int) -> bool:
     return all_finished(jobs, job_ids)
 
 
+def wait_until_it_outlived_its_lease(jobs: JobQueue, job_id: int, lease: float) -> None:
+    """Wait until running job ``job_id`` has held its lease for longer than ``lease`` seconds:
+    its heartbeat renewed the lease at or after the moment the first one would have expired.
+    Tests of heartbeats release the job after this instead of sleeping past the lease."""
+    first_expiry = eventually(lambda: jobs.get(job_id).lease_expires_at)
+    eventually(
+        lambda: (
+            (expiry := jobs.get(job_id).lease_expires_at) is not None
+            and (expiry - first_expiry).total_seconds() >= lease
+        )
+    )
+
+
 class EventLog:
     """Records the events a JobQueue emits, for tests that wait on them instead of sleeping.
 

@@ -14,7 +14,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqljobs import Cancel, ConfigurationError, JobQueue, JobState, Retry, Snooze, events
 from sqljobs.schema import jobs_table
 from tests.conftest import Record
-from tests.helpers import EventLog, add_counters, counter_total, eventually, finished, increment
+from tests.helpers import (
+    EventLog,
+    add_counters,
+    counter_total,
+    eventually,
+    finished,
+    increment,
+    wait_until_it_outlived_its_lease,
+)
 
 
 def test_jobs_run_with_their_own_session_and_commit_with_completion(
@@ -334,13 +342,17 @@ def test_a_late_sync_task_is_rolled_back_as_timed_out(
 
 
 def test_heartbeats_keep_a_long_job_leased(jobs: JobQueue) -> None:
+    release = threading.Event()
+
     @jobs.task(max_attempts=1)
     def long() -> str:
-        time.sleep(1.5)
+        release.wait(timeout=60)
         return "done"
 
     job_id = long.enqueue()
-    with jobs.worker(concurrency=1, poll_interval=0.02, lease=0.6, heartbeat_interval=0.1):
+    with jobs.worker(concurrency=1, poll_interval=0.02, lease=2.0, heartbeat_interval=0.2):
+        wait_until_it_outlived_its_lease(jobs, job_id, lease=2.0)
+        release.set()
         eventually(lambda: finished(jobs, job_id))
     job = jobs.get(job_id)
     assert job.state is JobState.COMPLETED and job.attempt == 1 and job.errors == ()
