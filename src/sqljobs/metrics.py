@@ -72,10 +72,18 @@ def _gauge_family() -> Any:
 class _DepthCollector:
     """Reads jobs per queue and state from the database at scrape time, with a short cache."""
 
-    def __init__(self, jobs: JobQueue, *, namespace: str, cache_seconds: float) -> None:
+    def __init__(
+        self,
+        jobs: JobQueue,
+        *,
+        namespace: str,
+        cache_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._jobs = jobs
         self._namespace = namespace
         self._cache_seconds = cache_seconds
+        self._clock = clock
         self._lock = threading.Lock()
         self._read_at = float("-inf")
         self._counts: dict[tuple[str, JobState], int] = {}
@@ -84,7 +92,7 @@ class _DepthCollector:
 
     def _read(self) -> None:
         with self._lock:
-            if time.monotonic() - self._read_at < self._cache_seconds:
+            if self._clock() - self._read_at < self._cache_seconds:
                 return
             try:
                 self._counts = self._jobs.store.count_by_state()
@@ -92,7 +100,7 @@ class _DepthCollector:
             except SqljobsError:
                 # A scrape must not fail because the database blipped: keep the last values.
                 return
-            self._read_at = time.monotonic()
+            self._read_at = self._clock()
             self.reads += 1
 
     def describe(self) -> Iterator[Any]:
@@ -140,6 +148,8 @@ class JobMetrics:
             JobQueue per registry: metric names are unique within a registry.
         namespace: prefix of every metric name.
         depth_cache_seconds: how long database reads for the gauges are reused.
+        clock: the monotonic clock (seconds) that cache window is measured on; tests pass a
+            controllable one.
     """
 
     def __init__(
@@ -149,6 +159,7 @@ class JobMetrics:
         registry: CollectorRegistry | None = None,
         namespace: str = "sqljobs",
         depth_cache_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         prom = _prometheus()
         self.jobs = jobs
@@ -179,7 +190,9 @@ class JobMetrics:
             registry=self.registry,
             buckets=DURATION_BUCKETS,
         )
-        self.depth = _DepthCollector(jobs, namespace=namespace, cache_seconds=depth_cache_seconds)
+        self.depth = _DepthCollector(
+            jobs, namespace=namespace, cache_seconds=depth_cache_seconds, clock=clock
+        )
         self.registry.register(self.depth)
         bus = jobs.events
         self._unsubscribe: list[Callable[[], None]] = [
@@ -243,10 +256,15 @@ def instrument(
     registry: CollectorRegistry | None = None,
     namespace: str = "sqljobs",
     depth_cache_seconds: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> JobMetrics:
     """Start counting ``jobs``' events into Prometheus metrics; see :class:`JobMetrics`."""
     return JobMetrics(
-        jobs, registry=registry, namespace=namespace, depth_cache_seconds=depth_cache_seconds
+        jobs,
+        registry=registry,
+        namespace=namespace,
+        depth_cache_seconds=depth_cache_seconds,
+        clock=clock,
     )
 
 

@@ -21,9 +21,26 @@ def registry() -> CollectorRegistry:
     return CollectorRegistry()
 
 
+class ManualClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-def metrics(jobs: JobQueue, registry: CollectorRegistry) -> Iterator[JobMetrics]:
-    instrumented = instrument(jobs, registry=registry, depth_cache_seconds=60)
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def metrics(
+    jobs: JobQueue, registry: CollectorRegistry, clock: ManualClock
+) -> Iterator[JobMetrics]:
+    instrumented = instrument(jobs, registry=registry, depth_cache_seconds=60, clock=clock)
     yield instrumented
     instrumented.close()
 
@@ -73,7 +90,11 @@ def test_counters_and_histograms_follow_the_jobs(
 
 
 def test_queue_depth_is_read_from_the_database_with_a_short_cache(
-    jobs: JobQueue, metrics: JobMetrics, registry: CollectorRegistry, tasks: dict[str, Any]
+    jobs: JobQueue,
+    metrics: JobMetrics,
+    registry: CollectorRegistry,
+    tasks: dict[str, Any],
+    clock: ManualClock,
 ) -> None:
     for _ in range(2):
         tasks["ok"].enqueue()
@@ -84,11 +105,12 @@ def test_queue_depth_is_read_from_the_database_with_a_short_cache(
     assert value(registry, "sqljobs_queue_backlog_seconds", queue="default") >= 0
     reads = metrics.depth.reads
 
-    jobs.drain()  # within the cache window a scrape reuses the last read
+    jobs.drain()
+    clock.now += 59  # within the cache window a scrape reuses the last read
     assert value(registry, "sqljobs_jobs", queue="default", state="available") == 2
     assert metrics.depth.reads == reads
 
-    metrics.depth._cache_seconds = 0  # the window passed: one scrape, one read
+    clock.now += 1  # the window passed: one scrape, one read
     scraped = {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in registry.collect()
