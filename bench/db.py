@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine, make_url
 
+from bench.jobbody import REQUESTS
 from bench.settings import COUNTER_ROWS, MARIADB_URL, OUT, PG_URL
 
 
@@ -39,9 +40,18 @@ def engine_for(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+@cache
+def request_engine(url: str) -> Engine:
+    """The engine a W4 "request" writes with, as a web app's would be (default pool, no
+    pre-ping): the same for every contender."""
+    return create_engine(url)
+
+
 def reset_counters(url: str) -> None:
-    """(Re)create ``counters`` with 10 rows at zero."""
+    """(Re)create ``counters`` with 10 rows at zero, and W4's empty ``bench_requests``."""
     engine = engine_for(url)
+    REQUESTS.drop(engine, checkfirst=True)
+    REQUESTS.create(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS counters"))
         conn.execute(text("CREATE TABLE counters (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)"))
@@ -59,3 +69,10 @@ def zero_counters(url: str) -> None:
 def counter_sum(url: str) -> int:
     with engine_for(url).connect() as conn:
         return int(conn.execute(text("SELECT COALESCE(SUM(n), 0) FROM counters")).scalar_one())
+
+
+def request_rows(url: str, run: str) -> int:
+    """How many W4 requests of ``run`` committed their own row."""
+    query = select(func.count()).select_from(REQUESTS).where(REQUESTS.c.run == run)
+    with engine_for(url).connect() as conn:
+        return int(conn.execute(query).scalar_one())

@@ -2,7 +2,9 @@
 
 A job is ``(run, i, mode, hold_ms, t0)``. ``noop`` does nothing; ``update`` runs
 ``UPDATE counters SET n = n + 1 WHERE id = :k`` (k = i % 10) in the given session; ``hold``
-checks out the session's connection, holds it ``hold_ms`` and then updates. Every process
+checks out the session's connection, holds it ``hold_ms`` and then updates. A W4 request
+first inserts its own ``bench_requests`` row (:func:`record_request`), then hands the
+``update`` job over. Every process
 appends one line per job to ``markers/<run>.<pid>``: ``D i started finished`` once the job's
 work is done, ``E i error`` when it failed. The harness reads these files to count done,
 failed and lost jobs and pickup latency, identically for every contender.
@@ -15,12 +17,20 @@ import threading
 import time
 from typing import IO, Any
 
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, text
 from sqlalchemy.orm import Session
 
 from bench.settings import COUNTER_ROWS, MARKERS
 
 UPDATE = text("UPDATE counters SET n = n + 1 WHERE id = :k")
+#: W4's request side: each request inserts its own row, then hands a job over.
+REQUESTS = Table(
+    "bench_requests",
+    MetaData(),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run", String(40), nullable=False),
+    Column("i", Integer, nullable=False),
+)
 _lock = threading.Lock()
 _files: dict[str, IO[str]] = {}
 
@@ -39,6 +49,11 @@ def do_work(session: Session, i: int, mode: str, hold_ms: int) -> None:
         session.connection()  # check the connection out, then hold it
         time.sleep(hold_ms / 1000)
     session.execute(UPDATE, {"k": i % COUNTER_ROWS + 1})
+
+
+def record_request(session: Session, run: str, i: int) -> None:
+    """What a W4 request writes itself, in its own session (the caller commits)."""
+    session.execute(insert(REQUESTS).values(run=run, i=i))
 
 
 def _write(run: str, line: str) -> None:

@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.ratios import ratios
+from bench.ratios import table as ratio_table
 from bench.results import Result
 from bench.settings import Settings
 from bench.targets import Target, evaluate
@@ -61,7 +63,10 @@ def fmt(value: float | int | None, digits: int = 0) -> str:
 def _sum(result: Result) -> str:
     if result.expected_sum is None:
         return "-"
-    mark = "ok" if result.counter_sum == result.expected_sum else "**WRONG**"
+    mark = "ok" if result.correct or result.counter_sum == result.expected_sum else "**WRONG**"
+    if result.request_rows is not None:
+        mark = "ok" if result.correct else "**WRONG**"
+        return f"{result.counter_sum}/{result.expected_sum}, requests {result.request_rows} {mark}"
     return f"{result.counter_sum}/{result.expected_sum} {mark}"
 
 
@@ -144,6 +149,12 @@ SECTIONS = [
     ),
     ("w2h", "W2h: W2, each job holding its connection {hold} ms before the UPDATE", THROUGHPUT),
     ("w3", "W3 pickup latency: {rate:g} jobs/s for {secs:g} s", LATENCY),
+    (
+        "w4",
+        "W4 the request's shape: each request inserts its own row and hands an UPDATE job over"
+        " (sqljobs: in the request's transaction; the others: commit, then enqueue / start)",
+        THROUGHPUT,
+    ),
     ("scale-*", "Scale: sqljobs-pg with 1, 2, 4 worker processes", BY_WORKLOAD),
     (
         "finished-*",
@@ -194,8 +205,18 @@ def render(results: list[Result], ctx: Context, *, chart_name: str) -> str:
     ]
     for name in s.contenders:
         out.append(f"| {name} | {ctx.versions.get(name, '?')} | {ctx.notes.get(name, '')} |")
-    out += ["", "## Targets (PostgreSQL)", ""]
+    out += ["", "## Targets (ratios within this run)", ""]
     out += _targets(evaluate(results, s))
+    out += [
+        "",
+        "## sqljobs beside the floor, naive threads and the best durable peer",
+        "",
+        f"The floor is the same job body on {s.concurrency} plain threads in one process, no",
+        "queue; naive threads start one thread per job; both are in memory only. The peer is",
+        "the fastest of procrastinate and PgQueuer in this run (PostgreSQL).",
+        "",
+        *ratio_table(ratios(results)),
+    ]
     ceiling = [r for r in results if r.workload == "ceiling"]
     if ceiling:
         c = ceiling[0]
@@ -242,7 +263,7 @@ def chart(results: list[Result], path: Path, settings: Settings) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(3, 2, figsize=(13, 12))
+    fig, axes = plt.subplots(4, 2, figsize=(13, 16))
     panels = [
         ("w1", "W1 no-op, enqueued one by one, jobs/s", "jobs_per_s"),
         ("w1b", "W1b no-op, enqueued in one call, jobs/s", "jobs_per_s"),
@@ -250,13 +271,18 @@ def chart(results: list[Result], path: Path, settings: Settings) -> None:
         ("w2b", "W2b database work, enqueued in one call, jobs/s", "jobs_per_s"),
         ("w2h", "W2h held connection, jobs/s", "jobs_per_s"),
         ("w3", "W3 pickup latency p50 / p99, ms (log)", "p50_ms"),
+        ("w4", "W4 request write + job handed over, jobs/s", "jobs_per_s"),
+        ("w2-floor", "W2 on each database: sqljobs / floor / naive threads, jobs/s", "jobs_per_s"),
     ]
     ceiling = next((r.jobs_per_s for r in results if r.workload == "ceiling"), None)
     for ax, (key, title, attr) in zip(axes.flat, panels, strict=True):
-        rows = [r for r in results if r.workload == key and not r.failure]
+        if key == "w2-floor":
+            rows = [r for r in results if r.workload == "w2" and not r.failure and _per_db(r)]
+        else:
+            rows = [r for r in results if r.workload == key and not r.failure]
         labels = [r.label for r in rows]
         values = [getattr(r, attr) or 0 for r in rows]
-        colors = ["tab:blue" if r.contender.startswith("sqljobs") else "tab:gray" for r in rows]
+        colors = [_color(r.contender) for r in rows]
         colors = [c if r.correct else "tab:red" for c, r in zip(colors, rows, strict=True)]
         ax.barh(labels, values, color=colors)
         if key == "w3":
@@ -272,8 +298,25 @@ def chart(results: list[Result], path: Path, settings: Settings) -> None:
             ax.legend(loc="lower right")
         ax.set_title(title)
         ax.invert_yaxis()
-    fig.suptitle("sqljobs benchmarks (blue: sqljobs, gray: others, red: lost/wrong/errors)")
+    fig.suptitle(
+        "sqljobs benchmarks (blue: sqljobs, green: the floor, orange: naive threads, gray: others,"
+        " red: lost/wrong/errors)"
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _color(contender: str) -> str:
+    if contender.startswith("sqljobs"):
+        return "tab:blue"
+    if contender.startswith("floor"):
+        return "tab:green"
+    if contender.startswith("naive"):
+        return "tab:orange"
+    return "tab:gray"
+
+
+def _per_db(result: Result) -> bool:
+    return result.contender.startswith(("sqljobs-pg", "sqljobs-m", "sqljobs-s", "floor", "naive"))

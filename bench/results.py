@@ -18,6 +18,8 @@ class Result:
     max_ms: float | None = None
     counter_sum: int | None = None
     expected_sum: int | None = None
+    #: W4: the request rows that committed (must equal ``expected_sum`` too).
+    request_rows: int | None = None
     errors: int = 0
     lost: int = 0
     seconds: float = 0.0
@@ -36,4 +38,6 @@ class Result:
     @property
     def correct(self) -> bool:
         sum_ok = self.expected_sum is None or self.counter_sum == self.expected_sum
+        if self.request_rows is not None:
+            sum_ok = sum_ok and self.request_rows == self.expected_sum
         return not self.failure and sum_ok and self.errors == 0 and self.lost == 0

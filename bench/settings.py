@@ -14,6 +14,8 @@ DB_NAME = "sqljobs_bench"
 PG_URL = os.environ.get("BENCH_PG_URL", f"postgresql+psycopg://postgres@127.0.0.1:5432/{DB_NAME}")
 MARIADB_URL = os.environ.get("BENCH_MARIADB_URL", f"mysql+pymysql://root@127.0.0.1:3306/{DB_NAME}")
 SQLITE_URL = os.environ.get("BENCH_SQLITE_URL", f"sqlite:///{OUT / 'sqljobs_bench.db'}")
+#: The database each per-database contender (sqljobs, floor, naive threads) runs on.
+DB_URLS = {"postgresql": PG_URL, "mariadb": MARIADB_URL, "sqlite": SQLITE_URL}
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 #: Plain libpq DSN of the PostgreSQL database (pgbench, psycopg, asyncpg).
 PG_DSN = PG_URL.replace("postgresql+psycopg://", "postgresql://")
@@ -27,6 +29,7 @@ ALL_WORKLOADS = (
     "w2b",
     "w2h",
     "w3",
+    "w4",
     "scale",
     "finished",
     "bulk",

@@ -14,7 +14,7 @@ from bench.results import Result
 from bench.settings import Settings
 
 log = logging.getLogger("bench")
-MAIN = ("w1", "w2", "w1b", "w2b", "w2h", "w3")
+MAIN = ("w1", "w2", "w1b", "w2b", "w2h", "w3", "w4")
 
 
 def _failed(workload: str, name: str, exc: BaseException, processes: int = 1) -> Result:
@@ -46,6 +46,10 @@ def _measure(contender: Contender, settings: Settings, workload: str, processes:
         return w.throughput(contender, settings, "w2h", mode="hold", n=n)
     if workload == "w3":
         return w.latency(contender, settings)
+    if workload == "w4":
+        return w.throughput(
+            contender, settings, "w4", mode="request", n=settings.n, processes=processes
+        )
     raise ValueError(workload)
 
 

@@ -1,14 +1,14 @@
-"""The issue's targets, each computed as a ratio from rows of the same run."""
+"""The targets, each computed as a ratio from rows of the same run (see bench/ratios.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.ratios import Ratio, ratios
 from bench.results import Result
 from bench.settings import Settings
 
 SQLJOBS = "sqljobs-pg"
-OTHERS = ("background-tasks", "procrastinate", "pgqueuer", "celery-redis")
 
 
 @dataclass
@@ -36,32 +36,47 @@ def _clean(r: Result) -> bool:
     return r.correct
 
 
+def _ratio_target(name: str, ratio: Ratio | None, attr: str, goal: float) -> Target:
+    value = getattr(ratio, attr) if ratio else None
+    if ratio is None or value is None:
+        return Target(name, "missing rows", None)
+    other = {
+        "to_floor": (ratio.floor, "floor"),
+        "to_naive": (ratio.naive, "naive threads"),
+        "to_peer": (ratio.peer.jobs_per_s if ratio.peer else None, _peer_name(ratio)),
+    }[attr]
+    measured = f"{ratio.sqljobs:,.0f} / {other[0]:,.0f} ({other[1]}) = {value:.2f}x"
+    return Target(name, measured, value >= goal)
+
+
+def _peer_name(ratio: Ratio) -> str:
+    return ratio.peer.contender if ratio.peer else "?"
+
+
 def evaluate(results: list[Result], settings: Settings) -> list[Target]:
     out: list[Target] = []
-    ceiling = _find(results, "ceiling", "pgbench", settings.concurrency)
-    for workloads, how in (
-        (("w2", "scale-w2"), "enqueued one by one"),
-        (("w2b",), "enqueued in one call"),
-    ):
-        candidates = [
-            r
-            for r in results
-            if r.contender == SQLJOBS
-            and r.workload in workloads
-            and r.processes <= 2
-            and not r.failure
-        ]
-        best = max(candidates, key=lambda r: r.jobs_per_s or 0, default=None)
-        name = f"W2 sqljobs >= 0.5x pgbench ceiling (<= 2 worker processes, {how})"
-        if ceiling and ceiling.jobs_per_s and best and best.jobs_per_s:
-            ratio = best.jobs_per_s / ceiling.jobs_per_s
-            measured = (
-                f"{best.jobs_per_s:,.0f} ({best.label} {best.workload}) / "
-                f"{ceiling.jobs_per_s:,.0f} = {ratio:.2f}x"
+    table = {(r.workload, r.database): r for r in ratios(results)}
+    for database, goal in (("postgresql", 1.0), ("mariadb", 1.0), ("sqlite", 0.9)):
+        out.append(
+            _ratio_target(
+                f"W4 sqljobs >= {goal:.1f}x naive threads ({database})",
+                table.get(("w4", database)),
+                "to_naive",
+                goal,
             )
-            out.append(Target(name, measured, ratio >= 0.5))
-        else:
-            out.append(Target(name, "missing rows", None))
+        )
+    w2_pg = table.get(("w2", "postgresql"))
+    out.append(_ratio_target("W2 sqljobs >= 0.6x the floor (PostgreSQL)", w2_pg, "to_floor", 0.6))
+    out.append(_ratio_target("W2 sqljobs >= 2x the best durable peer", w2_pg, "to_peer", 2.0))
+    for key in ("w1", "w1b"):
+        out.append(
+            _ratio_target(
+                f"{key.upper()} sqljobs >= 2x the best durable peer",
+                table.get((key, "postgresql")),
+                "to_peer",
+                2.0,
+            )
+        )
     w2_candidates = [
         r
         for r in results
@@ -77,16 +92,6 @@ def evaluate(results: list[Result], settings: Settings) -> list[Target]:
                 not bad_w2,
             )
         )
-    naive = _find(results, "w2", "naive-threads")
-    if w2 and naive and w2.jobs_per_s and naive.jobs_per_s:
-        ratio = w2.jobs_per_s / naive.jobs_per_s
-        out.append(
-            Target(
-                "W2 sqljobs >= 3x naive threads",
-                f"{w2.jobs_per_s:,.0f} / {naive.jobs_per_s:,.0f} = {ratio:.2f}x",
-                ratio >= 3,
-            )
-        )
     w2h = _find(results, "w2h", SQLJOBS)
     if w2h and w2h.jobs_per_s:
         floor = 0.9 * settings.concurrency / (settings.hold_ms / 1000)
@@ -98,22 +103,6 @@ def evaluate(results: list[Result], settings: Settings) -> list[Target]:
                 _clean(w2h) and w2h.jobs_per_s >= floor,
             )
         )
-    for key in ("w1", "w1b"):
-        w1 = _find(results, key, SQLJOBS)
-        # A system without a bulk enqueue has no W1b row: its W1 is the same workload.
-        found = [_find(results, key, name) or _find(results, "w1", name) for name in OTHERS]
-        others = [r for r in found if r and r.jobs_per_s]
-        if w1 and w1.jobs_per_s and others:
-            best = max(others, key=lambda r: r.jobs_per_s or 0)
-            ratio = w1.jobs_per_s / (best.jobs_per_s or 1)
-            out.append(
-                Target(
-                    f"{key.upper()} sqljobs >= 3x best contender other than naive threads",
-                    f"{w1.jobs_per_s:,.0f} / {best.jobs_per_s:,.0f} ({best.contender}) = "
-                    f"{ratio:.2f}x",
-                    ratio >= 3,
-                )
-            )
     for name in (SQLJOBS, "sqljobs-pg-inproc"):
         w3 = _find(results, "w3", name)
         if w3 and w3.p50_ms is not None and w3.p99_ms is not None:

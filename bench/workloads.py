@@ -1,5 +1,6 @@
-"""The workloads: W1 no-op, W2 database work, W2h held connections, W3 pickup latency, the
-pgbench ceiling, and the scale runs (processes, 1M finished rows, bulk enqueue)."""
+"""The workloads: W1 no-op, W2 database work, W2h held connections, W3 pickup latency, W4
+request write + job handed over, the pgbench ceiling, and the scale runs (processes, 1M
+finished rows, bulk enqueue)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from sqlalchemy import text
 
 from bench.contenders.base import Contender, new_run
-from bench.db import counter_sum, engine_for, reset_counters, zero_counters
+from bench.db import counter_sum, engine_for, request_rows, reset_counters, zero_counters
 from bench.markers import MarkerReader, Tally
 from bench.results import Result
 from bench.settings import OUT, PG_URL, Settings
@@ -76,7 +77,9 @@ def throughput(
 ) -> Result:
     """Enqueue ``n`` jobs one by one (each in its own transaction / request), or with
     ``bulk`` in one call where the system has one, while the workers run; end-to-end
-    jobs/s = n / (first enqueue -> last job finished)."""
+    jobs/s = n / (first enqueue -> last job finished). Mode ``request`` (W4): each of the
+    ``n`` requests writes its own row and hands an ``update`` job over
+    (:meth:`Contender.request`); both the request rows and the counters must sum to ``n``."""
     uses_db = mode != "noop"
     if uses_db:
         zero_counters(contender.db_url)
@@ -86,6 +89,9 @@ def throughput(
     start = time.time()
     if bulk:
         contender.enqueue_bulk(run, n, mode, hold)
+    elif mode == "request":
+        for i in range(n):
+            contender.request(run, i, time.time())
     else:
         for i in range(n):
             contender.enqueue(run, i, mode, hold, time.time())
@@ -97,6 +103,8 @@ def throughput(
     if uses_db:
         result.counter_sum = counter_sum(contender.db_url)
         result.expected_sum = n
+    if mode == "request":
+        result.request_rows = request_rows(contender.db_url, run)
     result.leftover = contender.check()
     return result
 

@@ -11,7 +11,7 @@ from fastapi import BackgroundTasks, FastAPI
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
-from bench.jobbody import run_with_own_session
+from bench.jobbody import record_request, run_with_own_session
 
 engine = create_engine(os.environ["BENCH_PG_URL"])
 SessionLocal = sessionmaker(engine)
@@ -32,5 +32,15 @@ def health() -> dict[str, str]:
 
 @app.post("/jobs")
 def enqueue(job: dict[str, Any], background_tasks: BackgroundTasks) -> dict[str, int]:
+    background_tasks.add_task(work, **job)
+    return {"i": int(job["i"])}
+
+
+@app.post("/requests")
+def request(job: dict[str, Any], background_tasks: BackgroundTasks) -> dict[str, int]:
+    """W4: the endpoint's own write, committed, then the job handed to BackgroundTasks."""
+    with SessionLocal() as session:
+        record_request(session, job["run"], int(job["i"]))
+        session.commit()
     background_tasks.add_task(work, **job)
     return {"i": int(job["i"])}

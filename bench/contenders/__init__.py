@@ -19,6 +19,19 @@ def registry() -> dict[str, Callable[[Settings], Contender]]:
 
         return make
 
+    def per_database(
+        module: str, cls: str, name: str, dialect: str
+    ) -> Callable[[Settings], Contender]:
+        def make(settings: Settings) -> Contender:
+            import importlib
+
+            factory: Callable[..., Contender] = getattr(
+                importlib.import_module(f"bench.contenders.{module}"), cls
+            )
+            return factory(settings, name=name, dialect=dialect)
+
+        return make
+
     def lazy(module: str, cls: str) -> Callable[[Settings], Contender]:
         def make(settings: Settings) -> Contender:
             import importlib
@@ -35,7 +48,16 @@ def registry() -> dict[str, Callable[[Settings], Contender]]:
         "sqljobs-pg-inproc": sqljobs("sqljobs-pg-inproc", "postgresql", inproc=True),
         "sqljobs-mariadb": sqljobs("sqljobs-mariadb", "mariadb"),
         "sqljobs-sqlite": sqljobs("sqljobs-sqlite", "sqlite"),
-        "naive-threads": lazy("naive", "NaiveThreads"),
+        "naive-threads": per_database("naive", "NaiveThreads", "naive-threads", "postgresql"),
+        "naive-threads-mariadb": per_database(
+            "naive", "NaiveThreads", "naive-threads-mariadb", "mariadb"
+        ),
+        "naive-threads-sqlite": per_database(
+            "naive", "NaiveThreads", "naive-threads-sqlite", "sqlite"
+        ),
+        "floor-pg": per_database("floor", "ThreadPoolFloor", "floor-pg", "postgresql"),
+        "floor-mariadb": per_database("floor", "ThreadPoolFloor", "floor-mariadb", "mariadb"),
+        "floor-sqlite": per_database("floor", "ThreadPoolFloor", "floor-sqlite", "sqlite"),
         "background-tasks": lazy("background_tasks", "BackgroundTasksContender"),
         "procrastinate": lazy("procrastinate_", "ProcrastinateContender"),
         "pgqueuer": lazy("pgqueuer_", "PgQueuerContender"),

@@ -32,7 +32,7 @@ class BackgroundTasksContender(Contender):
         self._client: httpx.Client | None = None
 
     def supports(self, workload: str) -> bool:
-        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3")
+        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3", "w4")
 
     def setup(self) -> None:
         reset_counters(self.db_url)
@@ -71,6 +71,11 @@ class BackgroundTasksContender(Contender):
     def enqueue(self, run: str, i: int, mode: str, hold_ms: int, t0: float) -> None:
         assert self._client is not None
         response = self._client.post("/jobs", json=job_args(run, i, mode, hold_ms, t0))
+        response.raise_for_status()
+
+    def request(self, run: str, i: int, t0: float) -> None:
+        assert self._client is not None
+        response = self._client.post("/requests", json=job_args(run, i, "update", 0, t0))
         response.raise_for_status()
 
     def settings_note(self) -> str:

@@ -7,7 +7,10 @@ import uuid
 from abc import ABC, abstractmethod
 from importlib import metadata
 
-from bench.jobbody import job_args
+from sqlalchemy.orm import Session
+
+from bench.db import request_engine
+from bench.jobbody import job_args, record_request
 from bench.settings import PG_URL, Settings
 
 
@@ -55,6 +58,16 @@ class Contender(ABC):
         """Enqueue ``count`` jobs in as few round trips as the system allows."""
         for i in range(count):
             self.enqueue(run, i, mode, hold_ms, time.time())
+
+    def request(self, run: str, i: int, t0: float) -> None:
+        """W4: a request writes its own row and hands an ``update`` job over. Without a
+        transactional enqueue that is what an app must do: commit its write, then enqueue
+        (a crash in between loses the job; systems that can enqueue in the request's
+        transaction override this)."""
+        with Session(request_engine(self.db_url)) as session:
+            record_request(session, run, i)
+            session.commit()
+        self.enqueue(run, i, "update", 0, t0)
 
     def has_bulk(self) -> bool:
         return False

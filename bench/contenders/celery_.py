@@ -29,7 +29,7 @@ class CeleryContender(Contender):
         self._procs: list[Process] = []
 
     def supports(self, workload: str) -> bool:
-        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3")
+        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3", "w4")
 
     def setup(self) -> None:
         self._redis.flushdb()

@@ -13,24 +13,30 @@ from sqlalchemy.orm import sessionmaker
 from bench.contenders.base import Contender
 from bench.db import reset_counters
 from bench.jobbody import run_with_own_session
-from bench.settings import PG_URL, Settings
+from bench.settings import DB_URLS, Settings
 
 log = logging.getLogger("bench.naive")
+#: Workloads the in-process, queue-less contenders (naive threads, the floor) run.
+IN_MEMORY_WORKLOADS = ("w1", "w2", "w1b", "w2b", "w2h", "w3", "w4")
 
 
 class NaiveThreads(Contender):
-    name = "naive-threads"
     durable = False
-    packages = ("SQLAlchemy", "psycopg")
+    packages = ("SQLAlchemy", "psycopg", "PyMySQL")
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, name: str, dialect: str) -> None:
         super().__init__(settings)
-        self.engine = create_engine(PG_URL)
+        self.name = name
+        self.dialect = dialect
+        self.db_url = DB_URLS[dialect]
+        if dialect == "sqlite":
+            self.max_hold_jobs = 200  # one writer, as for sqljobs-sqlite
+        self.engine = create_engine(self.db_url)
         self.session_local = sessionmaker(self.engine)
         self.peak_threads = 0
 
     def supports(self, workload: str) -> bool:
-        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3")
+        return workload in IN_MEMORY_WORKLOADS
 
     def setup(self) -> None:
         reset_counters(self.db_url)

@@ -31,7 +31,7 @@ class PgQueuerContender(Contender):
         self._procs: list[Process] = []
 
     def supports(self, workload: str) -> bool:
-        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3", "bulk")
+        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3", "w4", "bulk")
 
     def _sql(self, statement: str) -> list[tuple[object, ...]]:
         cursor = self._conn.execute(statement)  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ class ProcrastinateContender(Contender):
         self._opened = False
 
     def supports(self, workload: str) -> bool:
-        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3", "bulk")
+        return workload in ("w1", "w2", "w1b", "w2b", "w2h", "w3", "w4", "bulk")
 
     def _sql(self, statement: str) -> list[tuple[object, ...]]:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:

@@ -8,19 +8,20 @@ import signal
 import time
 from collections import Counter
 
+from sqlalchemy.orm import Session
+
 import sqljobs
 from bench.apps.sqljobs_app import make_queue
 from bench.contenders.base import Contender
-from bench.db import reset_counters
-from bench.jobbody import job_args
+from bench.db import request_engine, reset_counters
+from bench.jobbody import job_args, record_request
 from bench.procs import Process, venv_script
-from bench.settings import MARIADB_URL, OUT, PG_URL, SQLITE_URL, Settings
+from bench.settings import DB_URLS, OUT, Settings
 
 PROFILE_DIR = OUT / "profiles"
 #: Set by ``--profile``: worker processes run under ``py-spy record`` (raw folded stacks).
 PROFILE = False
 UNFINISHED = ["scheduled", "available", "running", "retryable", "discarded", "cancelled"]
-URLS = {"postgresql": PG_URL, "mariadb": MARIADB_URL, "sqlite": SQLITE_URL}
 
 
 class SqljobsContender(Contender):
@@ -31,7 +32,7 @@ class SqljobsContender(Contender):
         self.name = name
         self.dialect = dialect
         self.inproc = inproc
-        self.db_url = URLS[dialect]
+        self.db_url = DB_URLS[dialect]
         if dialect == "sqlite":
             # One writer: a job holding its write transaction 50 ms blocks every other.
             self.max_hold_jobs = 200
@@ -82,6 +83,13 @@ class SqljobsContender(Contender):
 
     def enqueue(self, run: str, i: int, mode: str, hold_ms: int, t0: float) -> None:
         self.tasks[mode].enqueue(**job_args(run, i, mode, hold_ms, t0))
+
+    def request(self, run: str, i: int, t0: float) -> None:
+        # The request's write and its job commit together, in the request's own session.
+        with Session(request_engine(self.db_url)) as session:
+            record_request(session, run, i)
+            self.tasks["update"].enqueue(session, **job_args(run, i, "update", 0, t0))
+            session.commit()
 
     def has_bulk(self) -> bool:
         return True
