@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import report
+from bench import cpu, report
 from bench.contenders import registry
 from bench.db import ensure_databases
 from bench.markers import clear_markers
@@ -80,11 +80,21 @@ def parse(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     return settings, args
 
 
+def cpu_databases(contenders: list[str]) -> list[str]:
+    """The databases of the chosen sqljobs contenders, for the ``cpu`` workload."""
+    chosen = {"sqljobs-pg": "postgresql", "sqljobs-mariadb": "mariadb", "sqljobs-sqlite": "sqlite"}
+    return [database for name, database in chosen.items() if name in contenders]
+
+
 def run(settings: Settings) -> tuple[list[Result], report.Context]:
     """Run the suite; save results and context to ``bench/.out/results-<time>.json``."""
     machine_before = report.machine_load()
     started = time.time()
     results, versions, notes = run_all(settings)
+    cpu_rows = []
+    if "cpu" in settings.workloads:
+        for database in cpu_databases(settings.contenders):
+            cpu_rows += [dataclasses.asdict(row) for row in cpu.measure(database, settings.n)]
     context = report.Context(
         settings=settings,
         versions=versions,
@@ -93,6 +103,7 @@ def run(settings: Settings) -> tuple[list[Result], report.Context]:
         load_after=report.machine_load(),
         elapsed=time.time() - started,
         finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        cpu=cpu_rows,
     )
     OUT.mkdir(parents=True, exist_ok=True)
     data = {

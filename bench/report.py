@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from bench.cpu import CpuRow
+from bench.cpu import table as cpu_table
 from bench.ratios import ratios
 from bench.ratios import table as ratio_table
 from bench.results import Result
@@ -27,6 +30,8 @@ class Context:
     load_after: str
     elapsed: float
     finished: str
+    #: The ``cpu`` workload's rows (bench/cpu.py), as dicts.
+    cpu: list[dict[str, Any]] = field(default_factory=list)
 
 
 def machine_load() -> str:
@@ -217,6 +222,17 @@ def render(results: list[Result], ctx: Context, *, chart_name: str) -> str:
         "",
         *ratio_table(ratios(results)),
     ]
+    if ctx.cpu:
+        out += [
+            "",
+            "## Client CPU per job, by phase (one thread, `python -m bench.cpu`)",
+            "",
+            "Each phase's statements, recorded from sqljobs, replayed on a raw DBAPI connection",
+            "give the driver's own cost for the same round trips; bookkeeping is what sqljobs",
+            "adds around the task's own work (enqueue + worker side - the job body).",
+            "",
+            *cpu_table([CpuRow(**row) for row in ctx.cpu]),
+        ]
     ceiling = [r for r in results if r.workload == "ceiling"]
     if ceiling:
         c = ceiling[0]

@@ -30,6 +30,7 @@ ALL_WORKLOADS = (
     "w2h",
     "w3",
     "w4",
+    "cpu",
     "scale",
     "finished",
     "bulk",

@@ -1,0 +1,251 @@
+"""Client CPU per job, by phase, beside the raw driver running the same statements:
+``python -m bench.cpu [--n N] [--databases postgresql,mariadb,sqlite]``.
+
+Single-threaded, no worker running, so ``time.process_time`` of this process is the client's
+CPU for exactly the calls measured. Phases of one durable W2 job:
+
+- **enqueue**: ``task.enqueue(...)`` in its own transaction;
+- **stage, claim, start, run + complete**: ``jobs.drain()`` over N jobs (the statements a
+  worker sends per job, without the worker's batching and prefetch), split by job-store call
+  and the rest (the job's own Session: the task's UPDATE and the completion, one commit);
+- **job body**: what the task itself costs run by hand, as the floor runs it (new Session,
+  the UPDATE, commit, close).
+
+For each phase the SQL statements and commits one job sends are recorded (SQLAlchemy cursor
+events) and replayed N times on one raw DBAPI connection: the driver's own cost for the same
+round trips. What sqljobs adds around the task's own work ("bookkeeping") is the per-job total
+minus the job body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
+
+from bench.apps.sqljobs_app import make_queue
+from bench.db import ensure_databases, reset_counters
+from bench.jobbody import do_work, job_args
+from bench.settings import DB_URLS
+from sqljobs.store import _base as store_base
+
+#: One recorded step: ("sql", statement, parameters, autocommit, many) or ("commit",).
+Step = tuple[Any, ...]
+
+
+@dataclass
+class CpuRow:
+    database: str
+    phase: str
+    sqljobs_us: float
+    raw_us: float | None
+
+
+class Recorder:
+    """Records the driver-level statements and commits an engine sends while ``on``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.steps: list[Step] = []
+        self.on = False
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+
+    def _statement(
+        self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        if self.on:
+            autocommit = conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+            self.steps.append(("sql", statement, params, autocommit, many))
+
+    def _commit(self, conn: Any) -> None:
+        if self.on:
+            self.steps.append(("commit",))
+
+    @contextmanager
+    def recording(self) -> Iterator[list[Step]]:
+        self.steps, self.on = [], True
+        try:
+            yield self.steps
+        finally:
+            self.on = False
+
+
+def _set_autocommit(dbapi: Any, flag: bool) -> None:
+    if hasattr(dbapi, "autocommit") and not callable(dbapi.autocommit):
+        if dbapi.autocommit != flag:
+            dbapi.autocommit = flag  # psycopg
+    elif callable(getattr(dbapi, "autocommit", None)):
+        dbapi.autocommit(flag)  # PyMySQL
+
+
+def replay(engine: Engine, steps: list[Step], n: int) -> float:
+    """Client CPU seconds per replay of ``steps`` on one raw DBAPI connection."""
+    raw = engine.raw_connection()
+    dbapi = raw.driver_connection
+    try:
+        start = time.process_time()
+        for _ in range(n):
+            for step in steps:
+                if step[0] == "commit":
+                    raw.commit()
+                    continue
+                _, statement, params, autocommit, many = step
+                if engine.dialect.name != "sqlite":
+                    _set_autocommit(dbapi, autocommit)
+                cursor = raw.cursor()
+                if many:
+                    cursor.executemany(statement, params)
+                else:
+                    cursor.execute(statement, params)
+                if cursor.description is not None:
+                    cursor.fetchall()
+                cursor.close()
+            raw.commit()
+        return (time.process_time() - start) / n
+    finally:
+        raw.rollback()
+        raw.close()
+
+
+@contextmanager
+def cpu_by_store_call() -> Iterator[dict[str, float]]:
+    """Client CPU seconds spent in each kind of job-store call (``what``)."""
+    spent: dict[str, float] = defaultdict(float)
+    original = store_base.StoreBase.run
+
+    def timed(self: Any, work: Callable[[Any], Any], *, what: str = "other", **kw: Any) -> Any:
+        start = time.process_time()
+        try:
+            return original(self, work, what=what, **kw)
+        finally:
+            spent[what] += time.process_time() - start
+
+    store_base.StoreBase.run = timed  # type: ignore[method-assign]
+    try:
+        yield spent
+    finally:
+        store_base.StoreBase.run = original  # type: ignore[method-assign]
+
+
+def one_job_of_drain(steps: list[Step]) -> list[Step]:
+    """The steps of one job from a recorded ``drain()`` of one job: without the per-call
+    listing of job names, and without the final stage + claim that found nothing left."""
+    per_job = [s for s in steps if not (s[0] == "sql" and s[1].startswith("SELECT DISTINCT"))]
+    per_job = per_job[:-4]  # stage, commit, claim, commit: the empty last round
+    bodies = [s for s in per_job if s[0] == "sql" and s[1].startswith("UPDATE counters")]
+    if len(bodies) != 1:
+        raise RuntimeError(f"expected one job in the recorded drain, found {len(bodies)}")
+    return per_job
+
+
+def measure(database: str, n: int) -> list[CpuRow]:
+    url = DB_URLS[database]
+    jobs, tasks = make_queue(url)
+    task = tasks["update"]
+    engine: Engine = jobs.store.engine
+    jobs.drop_schema()
+    jobs.create_schema()
+    reset_counters(url)
+    recorder = Recorder(engine)
+
+    def args(i: int) -> dict[str, Any]:
+        return job_args("cpu", i, "update", 0, 0.0)
+
+    rows: list[CpuRow] = []
+    # enqueue
+    with recorder.recording() as enqueue_steps:
+        task.enqueue(**args(-1))
+    start = time.process_time()
+    for i in range(n):
+        task.enqueue(**args(i))
+    enqueue_us = (time.process_time() - start) / n * 1e6
+    rows.append(CpuRow(database, "enqueue", enqueue_us, replay(engine, enqueue_steps, n) * 1e6))
+    jobs.drain()  # the recorded job and the timed ones
+
+    # one job's stage, claim, start, run + complete
+    task.enqueue(**args(-2))
+    with recorder.recording() as recorded:
+        jobs.drain()
+    drain_steps = one_job_of_drain(recorded)
+    jobs.enqueue_many(None, [task.prepare(**args(i)) for i in range(n)])
+    with cpu_by_store_call() as spent:
+        start = time.process_time()
+        jobs.drain()
+        total = time.process_time() - start
+    total -= spent.pop("list job names", 0.0)  # once per drain() call, not per job
+    phases = {name: spent.pop(name, 0.0) for name in ("stage", "claim", "start")}
+    phases["run + complete (job session)"] = total - sum(phases.values()) - sum(spent.values())
+    phases["other store calls"] = sum(spent.values())
+    jobs.enqueue_many(None, [task.prepare(**args(i)) for i in range(n)])  # rows to claim
+    drain_raw = replay(engine, drain_steps, n) * 1e6
+    rows += [CpuRow(database, name, cpu / n * 1e6, None) for name, cpu in phases.items() if cpu]
+    rows.append(
+        CpuRow(
+            database,
+            "worker side per job (stage + claim + start + run + complete)",
+            total / n * 1e6,
+            drain_raw,
+        )
+    )
+    jobs.drain()
+
+    # the job body alone, as the floor runs it
+    with recorder.recording() as body_steps, Session(engine) as session:
+        do_work(session, 0, "update", 0)
+        session.commit()
+    start = time.process_time()
+    for i in range(n):
+        with Session(engine) as session:
+            do_work(session, i, "update", 0)
+            session.commit()
+    body_us = (time.process_time() - start) / n * 1e6
+    body_raw = replay(engine, body_steps, n) * 1e6
+    rows.append(CpuRow(database, "job body alone (Session, UPDATE, commit)", body_us, body_raw))
+    sqljobs_total = enqueue_us + total / n * 1e6
+    raw_total = rows[0].raw_us or 0.0
+    rows.append(
+        CpuRow(
+            database,
+            "bookkeeping = enqueue + worker side - job body",
+            sqljobs_total - body_us,
+            raw_total + drain_raw - body_raw,
+        )
+    )
+    jobs.drop_schema()
+    return rows
+
+
+def table(rows: list[CpuRow]) -> list[str]:
+    lines = [
+        "| database | phase | sqljobs CPU us/job | raw driver, same statements | sqljobs / raw |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        raw = "-" if r.raw_us is None else f"{r.raw_us:,.0f}"
+        ratio = "-" if not r.raw_us else f"{r.sqljobs_us / r.raw_us:.1f}x"
+        lines.append(f"| {r.database} | {r.phase} | {r.sqljobs_us:,.0f} | {raw} | {ratio} |")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cpu", description=__doc__)
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--databases", default="postgresql,mariadb,sqlite")
+    args = parser.parse_args()
+    ensure_databases()
+    rows: list[CpuRow] = []
+    for database in args.databases.split(","):
+        rows += measure(database, args.n)
+    print("\n".join(table(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
