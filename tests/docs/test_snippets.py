@@ -54,6 +54,7 @@ def test_every_fastapi_snippet_is_a_whole_file_or_a_marked_fragment_of_one() -> 
     assert "myapp/main.py" in snippets.files(texts["README.md ## FastAPI"])
 
 
+@pytest.mark.slow
 def test_the_fastapi_doc_snippets_run_as_written(tmp_path: Path) -> None:
     snippets.write_files(tmp_path, all_doc_files())
     [pytest_command] = [

@@ -23,9 +23,12 @@ MINUTE = timedelta(minutes=1)
 # The slots are computed in Python; what the database adds (one job per slot key, however many
 # workers enqueue it) is the same rule on every database and is tested on each by
 # tests/worker/test_scheduling.py::test_periodic_slots_are_enqueued_once_each.
-pytestmark = pytest.mark.dialects(
-    "sqlite", reason="slot arithmetic; one-job-per-slot is tested per database elsewhere"
-)
+pytestmark = [
+    pytest.mark.dialects(
+        "sqlite", reason="slot arithmetic; one-job-per-slot is tested per database elsewhere"
+    ),
+    pytest.mark.slow,  # walks whole days minute by minute
+]
 
 
 def local_day(zone: str, day: date) -> tuple[datetime, datetime]:

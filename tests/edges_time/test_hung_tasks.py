@@ -101,6 +101,7 @@ def test_a_sync_task_hung_in_python_is_timed_out_and_retried(jobs: JobQueue) -> 
     assert attempts == [1, 2]
 
 
+@pytest.mark.slow
 def test_hung_sessions_do_not_keep_their_pool_connections(
     jobs: JobQueue, make_engine: Callable[..., Engine]
 ) -> None:

@@ -169,6 +169,7 @@ def test_retry_of_a_unique_job_whose_key_is_held_exits_refused(app: ModuleType, 
     assert app.jobs.get(old).state is JobState.DISCARDED
 
 
+@pytest.mark.slow
 @pytest.mark.dialects("sqlite", reason="output and exit codes do not depend on the database")
 def test_worker_process_prints_summaries_and_json_logs(
     app: ModuleType, db_url: str, tmp_path: Path
@@ -207,6 +208,7 @@ def test_worker_process_prints_summaries_and_json_logs(
     assert by_outcome["discarded"]["error"] == "RuntimeError: kaput"
 
 
+@pytest.mark.slow
 @pytest.mark.dialects("sqlite", reason="output and exit codes do not depend on the database")
 def test_exit_codes_of_a_real_process(app: ModuleType, db_url: str) -> None:
     app.jobs.create_schema()
@@ -228,6 +230,7 @@ def test_exit_codes_of_a_real_process(app: ModuleType, db_url: str) -> None:
 @pytest.mark.dialects(
     "sqlite", reason="the option reaches the worker the same way on every database"
 )
+@pytest.mark.slow
 def test_worker_prune_after_option_reaches_the_worker(
     app: ModuleType, db_url: str, tmp_path: Path
 ) -> None:

@@ -92,6 +92,7 @@ def test_reset_starts_from_an_empty_queue(jobs_reset):
 """
 
 
+@pytest.mark.slow
 def test_the_plugins_fixtures_need_only_a_sqljobs_queue_fixture(
     pytester: pytest.Pytester,
 ) -> None:
@@ -102,6 +103,7 @@ def test_the_plugins_fixtures_need_only_a_sqljobs_queue_fixture(
     result.assert_outcomes(passed=4)
 
 
+@pytest.mark.slow
 def test_the_plugin_says_how_to_define_the_queue_fixture(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_mail=textwrap.dedent(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from mypy import api as mypy_api
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, select
@@ -17,6 +18,7 @@ HERO_TABLE = SQLModel.metadata.tables["hero"]
 APP = Path(__file__).resolve().parents[1] / "typing" / "sqlmodel_app.py"
 
 
+@pytest.mark.slow
 def test_a_sqlmodel_app_type_checks_under_mypy_strict() -> None:
     out, err, status = mypy_api.run(["--strict", "--no-incremental", str(APP)])
     assert status == 0, out + err

@@ -46,6 +46,7 @@ def test_enqueue_returns_ids_in_order_and_stores_the_row(jobs: JobQueue) -> None
     assert job.created_at.tzinfo is timezone.utc
 
 
+@pytest.mark.slow
 def test_a_bulk_enqueue_larger_than_one_statement_keeps_every_row_and_the_id_order(
     jobs: JobQueue,
 ) -> None:

@@ -63,6 +63,7 @@ def test_per_queue_limits_inside_one_worker(jobs: JobQueue) -> None:
     assert overlap.peak["wide"] >= 2
 
 
+@pytest.mark.slow
 def test_a_global_limit_holds_across_workers(jobs: JobQueue) -> None:
     overlap = Overlap()
 

@@ -372,6 +372,7 @@ def test_enqueue_wakes_an_idle_worker_in_the_same_process(jobs: JobQueue) -> Non
     assert idle.count(events.WORKER_IDLE, reason="no jobs") >= 1
 
 
+@pytest.mark.slow
 def test_no_threads_leak_across_many_jobs_and_workers(jobs: JobQueue) -> None:
     @jobs.task
     def noop() -> None:
