@@ -243,7 +243,7 @@ def test_worker_prune_after_option_reaches_the_worker(
     with WorkerProcesses(db_url, tmp_path, app=None) as workers:
         worker = workers.start(
             "--app", APP, "--no-live", "--prune-after", "0s", "--prune-interval", "0.1",
-            "--lease", "1.5", "--poll-interval", "0.05", separate_stderr=True,
+            "--poll-interval", "0.05", separate_stderr=True,
         )  # fmt: skip
         eventually(lambda: app.jobs.list_jobs() == [], timeout=30)
         code = worker.stop(timeout=30)

@@ -320,7 +320,6 @@ def test_async_endpoints_enqueue_in_their_async_session_and_async_tasks_share_th
 @pytest.mark.dialects(
     "sqlite", reason="the option reaches the worker the same way on every database"
 )
-@pytest.mark.slow
 def test_prune_after_given_to_the_lifespan_reaches_its_worker(jobs: JobQueue) -> None:
     """Passing an option through is the same on every database (pruning itself is tested on
     each by the store tests)."""

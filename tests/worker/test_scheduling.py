@@ -141,13 +141,13 @@ def test_workers_prune_old_finished_jobs(jobs: JobQueue) -> None:
     done = quick.enqueue()
     jobs.drain()
     waiting = quick.enqueue(delay=3600)
+    # Pruning keeps its own interval, even one much shorter than the rescue interval.
     with jobs.worker(
         concurrency=1,
         poll_interval=0.02,
         prune_after=0,
         prune_interval=0.1,
-        lease=1,
-        rescue_interval=0.1,
+        rescue_interval=3600,
         heartbeat_interval=0.1,
     ):
         eventually(lambda: not jobs.list_jobs(state="completed"), timeout=20)

@@ -100,3 +100,5 @@ class Heartbeat:
         if now >= self._next_rescue:
             self._next_rescue = now + self._rescue_interval
             self._maintenance.run_once(lease=self._lease)
+        else:
+            self._maintenance.prune_if_due()

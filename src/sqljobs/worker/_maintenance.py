@@ -41,12 +41,20 @@ class Maintenance:
             log.warning("job %s: its worker stopped renewing the lease; rescued", job_id)
             self._bus.emit(events.JOB_RESCUED, job_id=job_id)
         self._store.prune_workers(silent_for=lease * 4)
-        if self._prune_after is not None and time.monotonic() >= self._next_prune:
-            self._next_prune = time.monotonic() + self._prune_interval
-            pruned = self._store.prune(older_than=self._prune_after)
-            if pruned:
-                log.info("pruned %d finished job(s) older than %s", pruned, self._prune_after)
+        self.prune_if_due()
         return rescued
+
+    def prune_if_due(self) -> int:
+        """Delete finished jobs older than ``prune_after`` once ``prune_interval`` has passed
+        since the last prune (checked on every heartbeat, so an interval shorter than the
+        rescue interval is kept too); returns how many were deleted."""
+        if self._prune_after is None or time.monotonic() < self._next_prune:
+            return 0
+        self._next_prune = time.monotonic() + self._prune_interval
+        pruned = self._store.prune(older_than=self._prune_after)
+        if pruned:
+            log.info("pruned %d finished job(s) older than %s", pruned, self._prune_after)
+        return pruned
 
     def enqueue_due(self) -> list[int]:
         """Enqueue the current slot of each periodic task (once per slot across workers)."""
