@@ -150,7 +150,7 @@ def test_stored_arguments_must_be_an_object() -> None:
 
 def test_return_values_must_be_json() -> None:
     assert to_json_value((1, "a")) == [1, "a"]
-    with pytest.raises(SerializationError):
+    with pytest.raises(SerializationError, match=r"^value is a object, which is not JSON"):
         to_json_value(object())
 
 

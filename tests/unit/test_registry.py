@@ -62,7 +62,7 @@ def test_duplicate_names_are_refused(jobs: JobQueue) -> None:
     def one() -> None:
         pass
 
-    with pytest.raises(TaskAlreadyRegistered):
+    with pytest.raises(TaskAlreadyRegistered, match="'same' is already registered; pass name="):
 
         @jobs.task(name="same")
         def two() -> None:

@@ -30,7 +30,14 @@ def test_coerce_accepts_seconds_and_timedelta() -> None:
     assert Backoff.coerce(timedelta(minutes=1)).base == 60
 
 
-@pytest.mark.parametrize("kwargs", [{"base": -1}, {"factor": 0.5}, {"jitter": 2}])
-def test_invalid_settings_are_refused(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"base": -1}, "backoff base and max must be >= 0 seconds"),
+        ({"factor": 0.5}, "backoff factor must be >= 1"),
+        ({"jitter": 2}, "backoff jitter is a fraction between 0 and 1"),
+    ],
+)
+def test_invalid_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
         Backoff(**kwargs)
