@@ -76,3 +76,21 @@ def request_rows(url: str, run: str) -> int:
     query = select(func.count()).select_from(REQUESTS).where(REQUESTS.c.run == run)
     with engine_for(url).connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def server_work(url: str) -> int | None:
+    """A server-side counter of the work done so far: PostgreSQL's committed + rolled back
+    transactions in this database, MariaDB's statements (``Questions``); None elsewhere."""
+    dialect = make_url(url).get_backend_name()
+    with engine_for(url).connect() as conn:
+        if dialect == "postgresql":
+            conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+            query = (
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+                " WHERE datname = current_database()"
+            )
+            return int(conn.execute(text(query)).scalar_one())
+        if dialect in ("mysql", "mariadb"):
+            row = conn.execute(text("SHOW GLOBAL STATUS LIKE 'Questions'")).one()
+            return int(row[1])
+    return None

@@ -108,7 +108,9 @@ def _cell(row: Result, key: str) -> str:
         return _sum(row)
     if key == "problems":
         return _problems(row)
-    if key in ("errors", "lost", "n"):
+    if key == "server_per_job":
+        return fmt(row.server_per_job, 1)
+    if key in ("errors", "lost", "n", "producers"):
         return "-" if row.failure else str(getattr(row, key))
     if key == "seconds":
         return fmt(row.seconds, 1)
@@ -129,6 +131,19 @@ THROUGHPUT = [
     ("failures, errors, notes", "problems"),
 ]
 BY_WORKLOAD = [("workload", "workload"), *THROUGHPUT]
+SCALE = [
+    ("workload", "workload"),
+    ("contender", "label"),
+    ("producers", "producers"),
+    ("N", "n"),
+    ("enqueue/s", "enqueue_per_s"),
+    ("jobs/s (end to end)", "jobs_per_s"),
+    ("server xacts (PG) / statements (MariaDB) per job", "server_per_job"),
+    ("sum", "sum"),
+    ("errors", "errors"),
+    ("lost", "lost"),
+    ("failures, errors, notes", "problems"),
+]
 LATENCY = [
     ("contender", "label"),
     ("N", "n"),
@@ -160,7 +175,12 @@ SECTIONS = [
         " (sqljobs: in the request's transaction; the others: commit, then enqueue / start)",
         THROUGHPUT,
     ),
-    ("scale-*", "Scale: sqljobs-pg with 1, 2, 4 worker processes", BY_WORKLOAD),
+    (
+        "scale-*",
+        "Scale: 1, 2, 4 worker processes; W1/W2 enqueued by {producers} threads at once, W1b/W2b"
+        " in one call",
+        SCALE,
+    ),
     (
         "finished-*",
         "W1 / W1b on an empty job table, then with {finished:,} finished jobs in it",
@@ -251,9 +271,13 @@ def render(results: list[Result], ctx: Context, *, chart_name: str) -> str:
         if not rows:
             continue
         if key.endswith("*"):
-            rows.sort(key=lambda r: (r.workload, r.processes))
+            rows.sort(key=lambda r: (r.workload, r.contender, r.processes))
         heading = title.format(
-            hold=s.hold_ms, rate=s.latency_rate, secs=s.latency_seconds, finished=s.finished_rows
+            hold=s.hold_ms,
+            rate=s.latency_rate,
+            secs=s.latency_seconds,
+            finished=s.finished_rows,
+            producers=s.scale_producers,
         )
         out += ["", f"## {heading}", "", *_table(rows, columns)]
     other = [r for r in results if (r.failure and "+" in r.workload) or r.workload == "setup"]

@@ -18,6 +18,11 @@ class Result:
     max_ms: float | None = None
     counter_sum: int | None = None
     expected_sum: int | None = None
+    #: Scale runs: threads enqueueing at once.
+    producers: int = 1
+    #: Scale runs: the server's transactions (PostgreSQL) or statements (MariaDB) per job,
+    #: everything included (enqueue, claims, starts, completions, heartbeats).
+    server_per_job: float | None = None
     #: W4: the request rows that committed (must equal ``expected_sum`` too).
     request_rows: int | None = None
     errors: int = 0

@@ -50,6 +50,8 @@ class Settings:
     bulk_n: int = 100_000
     finished_rows: int = 1_000_000
     scale_processes: tuple[int, ...] = (1, 2, 4)
+    #: Threads enqueueing at once in the scale runs (each enqueue its own transaction).
+    scale_producers: int = 8
     poll_interval: float = 0.05
     pgbench_seconds: int = 10
     job_timeout: float = 120.0

@@ -27,19 +27,37 @@ def _failed(workload: str, name: str, exc: BaseException, processes: int = 1) ->
     )
 
 
-def _measure(contender: Contender, settings: Settings, workload: str, processes: int = 1) -> Result:
-    if workload == "w1":
+def _measure(
+    contender: Contender,
+    settings: Settings,
+    workload: str,
+    processes: int = 1,
+    producers: int = 1,
+    count_server: bool = False,
+) -> Result:
+    if workload in ("w1", "w2"):
+        mode = "noop" if workload == "w1" else "update"
         return w.throughput(
-            contender, settings, "w1", mode="noop", n=settings.n, processes=processes
-        )
-    if workload == "w2":
-        return w.throughput(
-            contender, settings, "w2", mode="update", n=settings.n, processes=processes
+            contender,
+            settings,
+            workload,
+            mode=mode,
+            n=settings.n,
+            processes=processes,
+            producers=producers,
+            count_server=count_server,
         )
     if workload in ("w1b", "w2b"):
         mode = "noop" if workload == "w1b" else "update"
         return w.throughput(
-            contender, settings, workload, mode=mode, n=settings.n, processes=processes, bulk=True
+            contender,
+            settings,
+            workload,
+            mode=mode,
+            n=settings.n,
+            processes=processes,
+            bulk=True,
+            count_server=count_server,
         )
     if workload == "w2h":
         n = min(settings.n_hold, contender.max_hold_jobs or settings.n_hold)
@@ -106,7 +124,8 @@ def run_contender(contender: Contender, settings: Settings) -> list[Result]:
                 rows = []
                 for workload in ("w1", "w2", "w1b", "w2b"):
                     log.info("%s x%d: %s", contender.name, p, workload)
-                    row = _measure(contender, settings, workload, p)
+                    producers = settings.scale_producers if workload in ("w1", "w2") else 1
+                    row = _measure(contender, settings, workload, p, producers, count_server=True)
                     row.workload = f"scale-{workload}"
                     rows.append(row)
                     contender.reset()

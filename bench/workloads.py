@@ -7,12 +7,20 @@ from __future__ import annotations
 import re
 import statistics
 import subprocess
+import threading
 import time
 
 from sqlalchemy import text
 
 from bench.contenders.base import Contender, new_run
-from bench.db import counter_sum, engine_for, request_rows, reset_counters, zero_counters
+from bench.db import (
+    counter_sum,
+    engine_for,
+    request_rows,
+    reset_counters,
+    server_work,
+    zero_counters,
+)
 from bench.markers import MarkerReader, Tally
 from bench.results import Result
 from bench.settings import OUT, PG_URL, Settings
@@ -74,6 +82,8 @@ def throughput(
     n: int,
     processes: int = 1,
     bulk: bool = False,
+    producers: int = 1,
+    count_server: bool = False,
 ) -> Result:
     """Enqueue ``n`` jobs one by one (each in its own transaction / request), or with
     ``bulk`` in one call where the system has one, while the workers run; end-to-end
@@ -86,12 +96,15 @@ def throughput(
     run = new_run(workload)
     reader = MarkerReader(run)
     hold = settings.hold_ms if mode == "hold" else 0
+    work_before = server_work(contender.db_url) if count_server else None
     start = time.time()
     if bulk:
         contender.enqueue_bulk(run, n, mode, hold)
     elif mode == "request":
         for i in range(n):
             contender.request(run, i, time.time())
+    elif producers > 1:
+        _enqueue_from_threads(contender, run, n, mode, hold, producers)
     else:
         for i in range(n):
             contender.enqueue(run, i, mode, hold, time.time())
@@ -105,8 +118,37 @@ def throughput(
         result.expected_sum = n
     if mode == "request":
         result.request_rows = request_rows(contender.db_url, run)
+    result.producers = producers
+    if work_before is not None:
+        time.sleep(1.0)  # PostgreSQL publishes its statistics about once a second
+        work_after = server_work(contender.db_url)
+        if work_after is not None:
+            result.server_per_job = (work_after - work_before) / n
     result.leftover = contender.check()
     return result
+
+
+def _enqueue_from_threads(
+    contender: Contender, run: str, n: int, mode: str, hold: int, producers: int
+) -> None:
+    """Enqueue jobs ``0..n-1`` from ``producers`` threads at once (job i from thread
+    i % producers), each enqueue its own transaction."""
+    failures: list[BaseException] = []
+
+    def produce(offset: int) -> None:
+        try:
+            for i in range(offset, n, producers):
+                contender.enqueue(run, i, mode, hold, time.time())
+        except BaseException as exc:  # reported after the join
+            failures.append(exc)
+
+    threads = [threading.Thread(target=produce, args=(k,)) for k in range(producers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 def latency(contender: Contender, settings: Settings) -> Result:

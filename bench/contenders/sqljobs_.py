@@ -42,7 +42,9 @@ class SqljobsContender(Contender):
         self.profile_to: str | None = str(PROFILE_DIR / name) if PROFILE else None
 
     def supports(self, workload: str) -> bool:
-        if workload in ("scale", "finished"):
+        if workload == "scale":
+            return self.dialect in ("postgresql", "mariadb") and not self.inproc
+        if workload == "finished":
             return self.dialect == "postgresql" and not self.inproc
         if workload == "bulk":
             return not self.inproc
