@@ -7,6 +7,7 @@ Locally an unreachable PostgreSQL or MariaDB skips its tests; under CI=true it f
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,6 +21,32 @@ import sqljobs
 from tests import capabilities, databases
 
 DIALECTS = list(capabilities.DIALECTS)
+
+
+def _dialects_to_run() -> list[str]:
+    """``SQLJOBS_TEST_DIALECTS=sqlite`` (comma-separated) runs the database tests on those
+    databases only, for a quick local pass; CI always runs every database."""
+    raw = os.environ.get("SQLJOBS_TEST_DIALECTS", "").strip()
+    if not raw:
+        return list(DIALECTS)
+    chosen = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(DIALECTS))
+    if unknown:
+        raise pytest.UsageError(
+            f"SQLJOBS_TEST_DIALECTS: unknown database(s) {unknown}; choose from {DIALECTS}"
+        )
+    if databases.IN_CI:
+        raise pytest.UsageError("CI runs every database: unset SQLJOBS_TEST_DIALECTS")
+    return chosen
+
+
+#: Set from the environment when pytest starts (pytest_configure).
+DIALECTS_TO_RUN = list(DIALECTS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global DIALECTS_TO_RUN
+    DIALECTS_TO_RUN = _dialects_to_run()
 
 
 class Base(DeclarativeBase):
@@ -88,7 +115,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         chosen = [d for d in chosen if d in marker.args]
     if not chosen:
         pytest.fail(f"{metafunc.definition.nodeid}: its markers leave no database to run on")
-    metafunc.parametrize("dialect", chosen)
+    # An empty list (every database it runs on left out by SQLJOBS_TEST_DIALECTS) is
+    # reported by pytest as a skip.
+    metafunc.parametrize("dialect", [d for d in chosen if d in DIALECTS_TO_RUN])
 
 
 @pytest.fixture
