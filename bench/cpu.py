@@ -115,17 +115,21 @@ def replay(engine: Engine, steps: list[Step], n: int) -> float:
 
 
 @contextmanager
-def cpu_by_store_call() -> Iterator[dict[str, float]]:
-    """Client CPU seconds spent in each kind of job-store call (``what``)."""
-    spent: dict[str, float] = defaultdict(float)
+def time_by_store_call(
+    clock: Callable[[], float] = time.process_time,
+) -> Iterator[dict[str, list[float]]]:
+    """Time spent in each kind of job-store call (``what``: claim, complete, enqueue, ...),
+    on ``clock`` (client CPU by default; ``time.perf_counter`` for wall time), one entry
+    per call. Wraps ``StoreBase.run``, which every store transaction goes through."""
+    spent: dict[str, list[float]] = defaultdict(list)
     original = store_base.StoreBase.run
 
     def timed(self: Any, work: Callable[[Any], Any], *, what: str = "other", **kw: Any) -> Any:
-        start = time.process_time()
+        start = clock()
         try:
             return original(self, work, what=what, **kw)
         finally:
-            spent[what] += time.process_time() - start
+            spent[what].append(clock() - start)
 
     store_base.StoreBase.run = timed  # type: ignore[method-assign]
     try:
@@ -175,10 +179,11 @@ def measure(database: str, n: int) -> list[CpuRow]:
         jobs.drain()
     drain_steps = one_job_of_drain(recorded)
     jobs.enqueue_many(None, [task.prepare(**args(i)) for i in range(n)])
-    with cpu_by_store_call() as spent:
+    with time_by_store_call() as calls:
         start = time.process_time()
         jobs.drain()
         total = time.process_time() - start
+    spent = {what: sum(times) for what, times in calls.items()}
     total -= spent.pop("list job names", 0.0)  # once per drain() call, not per job
     phases = {name: spent.pop(name, 0.0) for name in ("stage", "claim", "start")}
     phases["run + complete (job session)"] = total - sum(phases.values()) - sum(spent.values())

@@ -10,37 +10,16 @@ can be pinned to a statement."""
 from __future__ import annotations
 
 import argparse
-import collections
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 import sqljobs
+from bench.cpu import time_by_store_call
 from bench.settings import PG_URL
 from bench.workloads import seed_finished
-from sqljobs.store import _base as _store_base
-
-Timings = collections.defaultdict[str, list[float]]
-
-
-def time_store_calls() -> Timings:
-    """Wrap ``StoreBase.run`` (every store transaction goes through it) with a timer."""
-    timings: Timings = collections.defaultdict(list)
-    original = _store_base.StoreBase.run
-
-    def timed(self: Any, work: Callable[[Any], Any], *, what: str = "other", **kw: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return original(self, work, what=what, **kw)
-        finally:
-            timings[what].append(time.perf_counter() - start)
-
-    _store_base.StoreBase.run = timed  # type: ignore[method-assign]
-    return timings
 
 
 def main() -> int:
@@ -65,8 +44,10 @@ def main() -> int:
     jobs.create_schema()
     if args.seed:
         print(f"seeded {args.seed:,} completed jobs in {seed_finished(args.url, args.seed):.0f}s")
-    timings = time_store_calls()
-    with jobs.worker(concurrency=4, poll_interval=0.05):
+    with (
+        time_by_store_call(time.perf_counter) as timings,
+        jobs.worker(concurrency=4, poll_interval=0.05),
+    ):
         time.sleep(1)  # started and idle
         timings.clear()
         start = time.perf_counter()

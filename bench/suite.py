@@ -35,28 +35,17 @@ def _measure(
     producers: int = 1,
     count_server: bool = False,
 ) -> Result:
-    if workload in ("w1", "w2"):
-        mode = "noop" if workload == "w1" else "update"
+    if workload in ("w1", "w2", "w1b", "w2b"):
+        bulk = workload.endswith("b")
         return w.throughput(
             contender,
             settings,
             workload,
-            mode=mode,
+            mode="noop" if workload.startswith("w1") else "update",
             n=settings.n,
             processes=processes,
-            producers=producers,
-            count_server=count_server,
-        )
-    if workload in ("w1b", "w2b"):
-        mode = "noop" if workload == "w1b" else "update"
-        return w.throughput(
-            contender,
-            settings,
-            workload,
-            mode=mode,
-            n=settings.n,
-            processes=processes,
-            bulk=True,
+            bulk=bulk,
+            producers=1 if bulk else producers,
             count_server=count_server,
         )
     if workload == "w2h":
@@ -124,8 +113,7 @@ def run_contender(contender: Contender, settings: Settings) -> list[Result]:
                 rows = []
                 for workload in ("w1", "w2", "w1b", "w2b"):
                     log.info("%s x%d: %s", contender.name, p, workload)
-                    producers = settings.scale_producers if workload in ("w1", "w2") else 1
-                    row = _measure(contender, settings, workload, p, producers, count_server=True)
+                    row = _measure(contender, settings, workload, p, settings.scale_producers, True)
                     row.workload = f"scale-{workload}"
                     rows.append(row)
                     contender.reset()

@@ -5,41 +5,16 @@ queue running it can beat. Every sqljobs figure is also reported as a ratio to i
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import create_engine
-from sqlalchemy.orm import sessionmaker
-
-from bench.contenders.base import Contender
-from bench.contenders.naive import IN_MEMORY_WORKLOADS
-from bench.db import reset_counters
-from bench.jobbody import run_with_own_session
-from bench.settings import DB_URLS, Settings
-
-log = logging.getLogger("bench.floor")
+from bench.contenders.naive import InMemoryContender
+from bench.settings import Settings
 
 
-class ThreadPoolFloor(Contender):
-    durable = False
-    packages = ("SQLAlchemy", "psycopg", "PyMySQL")
-
+class ThreadPoolFloor(InMemoryContender):
     def __init__(self, settings: Settings, *, name: str, dialect: str) -> None:
-        super().__init__(settings)
-        self.name = name
-        self.dialect = dialect
-        self.db_url = DB_URLS[dialect]
-        if dialect == "sqlite":
-            self.max_hold_jobs = 200
-        self.engine = create_engine(self.db_url)
-        self.session_local = sessionmaker(self.engine)
+        super().__init__(settings, name=name, dialect=dialect)
         self.pool: ThreadPoolExecutor | None = None
-
-    def supports(self, workload: str) -> bool:
-        return workload in IN_MEMORY_WORKLOADS
-
-    def setup(self) -> None:
-        reset_counters(self.db_url)
 
     def start(self, processes: int = 1) -> None:
         self.pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="floor")
@@ -49,12 +24,6 @@ class ThreadPoolFloor(Contender):
             self.pool.shutdown(wait=True)
             self.pool = None
         self.engine.dispose()
-
-    def _work(self, run: str, i: int, mode: str, hold_ms: int, t0: float) -> None:
-        try:
-            run_with_own_session(self.session_local, run, i, mode, hold_ms, t0)
-        except Exception:
-            log.debug("job %s failed", i, exc_info=True)
 
     def enqueue(self, run: str, i: int, mode: str, hold_ms: int, t0: float) -> None:
         if self.pool is None:

@@ -20,7 +20,10 @@ log = logging.getLogger("bench.naive")
 IN_MEMORY_WORKLOADS = ("w1", "w2", "w1b", "w2b", "w2h", "w3", "w4")
 
 
-class NaiveThreads(Contender):
+class InMemoryContender(Contender):
+    """A contender with no queue: the job body runs in this process, on a new Session from
+    ``session_local`` each time (the naive pattern, the floor)."""
+
     durable = False
     packages = ("SQLAlchemy", "psycopg", "PyMySQL")
 
@@ -33,13 +36,24 @@ class NaiveThreads(Contender):
             self.max_hold_jobs = 200  # one writer, as for sqljobs-sqlite
         self.engine = create_engine(self.db_url)
         self.session_local = sessionmaker(self.engine)
-        self.peak_threads = 0
 
     def supports(self, workload: str) -> bool:
         return workload in IN_MEMORY_WORKLOADS
 
     def setup(self) -> None:
         reset_counters(self.db_url)
+
+    def _work(self, run: str, i: int, mode: str, hold_ms: int, t0: float) -> None:
+        try:
+            run_with_own_session(self.session_local, run, i, mode, hold_ms, t0)
+        except Exception:
+            log.debug("background job %s failed", i, exc_info=True)  # "logged", as usual
+
+
+class NaiveThreads(InMemoryContender):
+    def __init__(self, settings: Settings, *, name: str, dialect: str) -> None:
+        super().__init__(settings, name=name, dialect=dialect)
+        self.peak_threads = 0
 
     def start(self, processes: int = 1) -> None:
         pass
@@ -49,12 +63,6 @@ class NaiveThreads(Contender):
             if thread.name.startswith("naive-job"):
                 thread.join(timeout=60)
         self.engine.dispose()
-
-    def _work(self, run: str, i: int, mode: str, hold_ms: int, t0: float) -> None:
-        try:
-            run_with_own_session(self.session_local, run, i, mode, hold_ms, t0)
-        except Exception:
-            log.debug("background job %s failed", i, exc_info=True)  # "logged", as usual
 
     def enqueue(self, run: str, i: int, mode: str, hold_ms: int, t0: float) -> None:
         thread = threading.Thread(
