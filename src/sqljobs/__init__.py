@@ -5,6 +5,7 @@ Every job runs with its own Session, never the request's. See the README for a t
 
 from __future__ import annotations
 
+from ._bulk_admin import BulkResult
 from ._secrets import Secret
 from .context import JobContext
 from .exceptions import (
@@ -34,6 +35,7 @@ from .worker import Worker
 
 __all__ = [
     "Backoff",
+    "BulkResult",
     "Cancel",
     "ConfigurationError",
     "DrainResult",

@@ -34,9 +34,10 @@ WORKER_STARTED = "sqljobs.worker.started"
 WORKER_STOPPING = "sqljobs.worker.stopping"
 WORKER_STOPPED = "sqljobs.worker.stopped"
 WORKER_ERROR = "sqljobs.worker.error"
-#: The claimer waits: ``reason`` is "no jobs" (its last claim found none) or "no room"
-#: (every slot is taken). It claims again when woken (an enqueue in this process, a
-#: PostgreSQL NOTIFY, a job finishing) or after ``poll_interval``.
+#: The claimer waits: ``reason`` is "no jobs" (its last claim found none), "no room"
+#: (every slot is taken) or "paused" (every queue it serves is paused). It claims again when
+#: woken (an enqueue in this process, a PostgreSQL NOTIFY, a job finishing) or after
+#: ``poll_interval``.
 WORKER_IDLE = "sqljobs.worker.idle"
 #: PostgreSQL only: the worker's LISTEN connection is ready; enqueues anywhere wake it now.
 WORKER_LISTENING = "sqljobs.worker.listening"

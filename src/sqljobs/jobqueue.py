@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import events
 from ._administration import QueueAdministration
+from ._bulk_admin import BulkAdministration
 from ._commit_hooks import report_on_commit
 from ._keyring import Keyring, SecretKeys
 from ._utils import Duration
@@ -52,7 +53,7 @@ log = logging.getLogger("sqljobs")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class JobQueue(QueueAdministration):
+class JobQueue(QueueAdministration, BulkAdministration):
     """Durable background jobs in the application's own database.
 
     Args:

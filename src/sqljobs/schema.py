@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
@@ -141,6 +143,12 @@ queues_table = Table(
     Column("rate_period", Float),
     Column("window_start", UTCDateTime),
     Column("window_count", Integer, nullable=False, default=0),
+    # -- added by issue 15 (pause a queue) -------------------------------------------------
+    # A column added after the first release: it has a server default so that
+    # ``create_schema()`` can add it to an existing table (``store/_upgrade.py``) and old
+    # workers, which never name it, keep inserting rows.
+    Column("paused", Boolean, nullable=False, default=False, server_default=false()),
+    # -- end of issue 15 -------------------------------------------------------------------
 )
 
 workers_table = Table(

@@ -23,7 +23,7 @@ from .._utils import utcnow
 from ..exceptions import OutcomeUnknown, SchemaNotReady, StoreError
 from ..jobs import FINISHED_STATES, Job, JobError, JobState
 from ..schema import jobs_table, metadata, queues_table, workers_table
-from . import _dialects, _statements
+from . import _dialects, _statements, _upgrade
 
 log = logging.getLogger("sqljobs.store")
 
@@ -48,6 +48,15 @@ class JobFilters:
     task: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    #: The type of the job's last recorded error (``"TimeoutError"``, ``"JobTimeout"``, ...).
+    error_type: str | None = None
+
+
+def error_type_is(name: str) -> Any:
+    """The job's last recorded error is of type ``name``: its full name as stored
+    (``"myapp.mail.SMTPError"``, ``"ValueError"``) or its class name (``"SMTPError"``)."""
+    last = _dialects.last_error_type(_jobs.c.errors)
+    return (last == name) | last.endswith("." + name, autoescape=True)
 
 
 def row_to_job(row: Row[Any] | Mapping[str, Any]) -> Job:
@@ -181,6 +190,10 @@ class StoreBase:
         _dialects.enable_sqlite_wal(self.engine)
         try:
             metadata.create_all(self.engine, checkfirst=True)
+            with self.engine.begin() as conn:
+                added = _upgrade.add_missing_columns(conn)
+            if added:
+                log.info("added the column(s) %s to the existing sqljobs tables", added)
         except SQLAlchemyError as exc:
             raise StoreError(f"could not create the sqljobs tables: {exc}") from exc
 
@@ -273,7 +286,21 @@ class StoreBase:
         )
 
     def wrap(self, exc: SQLAlchemyError, what: str) -> StoreError:
-        message = str(getattr(exc, "orig", exc)).lower()
+        text = str(getattr(exc, "orig", exc)).strip()
+        message = text.lower()
+        missing_column = (
+            "no such column" in message
+            or "unknown column" in message
+            or ("column" in message and "does not exist" in message)
+        )
+        if "sqljobs_" in message and missing_column:
+            first_line = text.splitlines()[0] if text else type(exc).__name__
+            return SchemaNotReady(
+                f"{what} failed: the sqljobs tables lack a column this version of sqljobs "
+                f"uses ({first_line}): run jobs.create_schema() or `sqljobs create-schema`, "
+                "which add it, or your migrations (alembic revision --autogenerate; alembic "
+                "upgrade head)"
+            )
         if "sqljobs_" in message and (
             "no such table" in message or "does not exist" in message or "doesn't exist" in message
         ):

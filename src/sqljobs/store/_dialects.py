@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import String, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.compiler import compiles
@@ -115,6 +115,40 @@ def _mysql_now(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
     if offset is None:
         return "UTC_TIMESTAMP(6)"
     return f"TIMESTAMPADD(MICROSECOND, ROUND(({offset}) * 1000000), UTC_TIMESTAMP(6))"
+
+
+class last_error_type(FunctionElement[str]):
+    """The ``type`` of the last entry of a job row's ``errors`` JSON array (NULL when there is
+    none): ``last_error_type(jobs.c.errors) == "TimeoutError"`` filters on the latest error."""
+
+    type = String()
+    inherit_cache = True
+    name = "last_error_type"
+
+
+@compiles(last_error_type, "sqlite")
+def _sqlite_last_error(element: last_error_type, compiler: SQLCompiler, **kw: Any) -> str:
+    errors = compiler.process(next(iter(element.clauses)), **kw)
+    return f"json_extract({errors}, '$[#-1].type')"
+
+
+@compiles(last_error_type, "postgresql")
+def _postgresql_last_error(element: last_error_type, compiler: SQLCompiler, **kw: Any) -> str:
+    # json -> -1 is the last element (NULL for an empty array or a non-array).
+    errors = compiler.process(next(iter(element.clauses)), **kw)
+    return f"(({errors}) -> -1 ->> 'type')"
+
+
+@compiles(last_error_type, "mysql")
+@compiles(last_error_type, "mariadb")
+def _mysql_last_error(element: last_error_type, compiler: SQLCompiler, **kw: Any) -> str:
+    # '$[last]' needs MariaDB 10.9: build the index, for the 10.6 sqljobs supports.
+    errors = compiler.process(next(iter(element.clauses)), **kw)
+    return (
+        f"CASE WHEN JSON_TYPE({errors}) = 'ARRAY' AND JSON_LENGTH({errors}) > 0 THEN "
+        f"JSON_UNQUOTE(JSON_EXTRACT({errors}, CONCAT('$[', JSON_LENGTH({errors}) - 1, "
+        "'].type'))) END"
+    )
 
 
 def check_server(conn: Connection) -> None:

@@ -24,6 +24,7 @@ from ._base import (
     _jobs,
     _operator_cancel,
     _workers,
+    error_type_is,
     row_to_job,
 )
 from ._dialects import db_now
@@ -192,7 +193,7 @@ class InspectionStore(StoreBase):
     # -- dashboard and CLI queries ---------------------------------------------------------
 
     def _where_filters(self, query: Any, filters: JobFilters) -> Any:
-        if "\x00" in (filters.queue or "") + (filters.task or ""):
+        if "\x00" in (filters.queue or "") + (filters.task or "") + (filters.error_type or ""):
             # No stored name holds a NUL (PostgreSQL cannot even compare one): nothing matches.
             return query.where(false())
         if filters.states is not None:
@@ -205,6 +206,8 @@ class InspectionStore(StoreBase):
             query = query.where(_jobs.c.created_at >= filters.created_after)
         if filters.created_before is not None:
             query = query.where(_jobs.c.created_at < filters.created_before)
+        if filters.error_type is not None:
+            query = query.where(error_type_is(filters.error_type))
         return query
 
     def search_jobs(

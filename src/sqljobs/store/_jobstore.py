@@ -34,6 +34,7 @@ from ._base import (
     _queues,
     row_to_job,
 )
+from ._bulk import BulkStore
 from ._leases import LeaseStore
 
 
@@ -78,7 +79,7 @@ def _reserve(rows: list[dict[str, Any]], owner: str, lease: timedelta, *, now: d
         )
 
 
-class JobStore(LeaseStore):
+class JobStore(LeaseStore, BulkStore):
     """Reads and writes the sqljobs tables through one SQLAlchemy engine: the job's life
     (enqueue, claim, outcomes) here, leases and workers in :class:`LeaseStore`, lookups and
     administration in :class:`~sqljobs.store._inspection.InspectionStore`."""

@@ -27,7 +27,8 @@ from ._stats import WorkerStats
 
 log = logging.getLogger("sqljobs.worker")
 
-#: Seconds between re-reads of the queues' global and rate limits.
+#: Most seconds between re-reads of the queues' settings (limits, paused): a worker re-reads
+#: them at least once per poll interval, so a paused queue stops within one poll.
 SETTINGS_REFRESH = 5.0
 #: With automatic prefetch, jobs whose run time averages below this are claimed ahead.
 SHORT_JOB_SECONDS = 0.05
@@ -106,6 +107,7 @@ class Claimer:
         self._on_idle = on_idle
         self._on_crash = on_crash
         self._limited: set[str] = set()
+        self._paused: set[str] = set()
         self._settings_expire = 0.0
         self._rotation = 0
         self._thread = threading.Thread(target=self._run, name="sqljobs-claimer", daemon=True)
@@ -184,7 +186,10 @@ class Claimer:
                     self._pause_after(exc, failures)
                     continue
             if not claimed:
-                self._wait("no jobs")
+                self._wait("paused" if self._all_paused() else "no jobs")
+
+    def _all_paused(self) -> bool:
+        return bool(self._queues) and all(q in self._paused for q in self._queues)
 
     def _wait(self, reason: str) -> None:
         self._on_idle(reason)
@@ -221,15 +226,20 @@ class Claimer:
                 if name in self._queues
                 and (row["global_limit"] is not None or row["rate_limit"] is not None)
             }
-            self._settings_expire = time.monotonic() + SETTINGS_REFRESH
+            self._paused = {name for name, row in settings.items() if row.get("paused")}
+            refresh = min(SETTINGS_REFRESH, self._poll_interval)
+            self._settings_expire = time.monotonic() + refresh
+        queues = [q for q in self._queues if q not in self._paused]
+        if not queues:
+            return []
         # Only tasks this worker knows: in a rolling deploy, an old worker leaves jobs of new
         # tasks to the new workers instead of failing them.
         tasks = list(self._registry)
-        special = [q for q in self._queues if q in self._limited or self._local_limits.get(q)]
+        special = [q for q in queues if q in self._limited or self._local_limits.get(q)]
         if not special:
             return self._store.claim(
                 worker_id=self._worker_id,
-                queues=self._queues,
+                queues=queues,
                 limit=free,
                 lease=self._lease,
                 tasks=tasks,
@@ -263,7 +273,7 @@ class Claimer:
                     lease=self._lease,
                     tasks=tasks,
                 )
-        plain = [q for q in self._queues if q not in special]
+        plain = [q for q in queues if q not in special]
         if plain and free > len(claimed):
             claimed += self._store.claim(
                 worker_id=self._worker_id,
