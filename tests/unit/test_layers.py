@@ -48,6 +48,7 @@ TOP_LEVEL = {
     "sqljobs.periodic": VOCABULARY,
     "sqljobs.jobqueue": FACADE,
     "sqljobs._administration": FACADE,
+    "sqljobs._bulk_admin": FACADE,
     "sqljobs._commit_hooks": FACADE,
     "sqljobs": INTERFACE,
     "sqljobs.__main__": INTERFACE,
