@@ -86,6 +86,8 @@ class QueueSummary:
     oldest_available: datetime | None = None
     #: False when the queue has waiting jobs and no live worker serves it: they never run.
     served: bool = True
+    #: Workers do not claim its jobs (``jobs.pause_queue``); enqueues go on.
+    paused: bool = False
 
     @property
     def total(self) -> int:
@@ -126,6 +128,7 @@ def overview(jobs: JobQueue) -> Overview:
     counts = jobs.store.count_by_state()
     oldest = jobs.store.oldest_available()
     workers = jobs.store.list_workers()
+    paused = set(jobs.store.paused_queues())
     now = utcnow()
     served = {
         name
@@ -133,7 +136,7 @@ def overview(jobs: JobQueue) -> Overview:
         if now - w["heartbeat_at"] <= LIVE_WORKER_SILENCE
         for name in str(w["queues"]).split(",")
     }
-    names = sorted({q for q, _ in counts} | set(jobs.registry.queues()))
+    names = sorted({q for q, _ in counts} | set(jobs.registry.queues()) | paused)
     queues = []
     for name in names:
         by_state = {s: counts.get((name, s), 0) for s in STATE_ORDER}
@@ -144,6 +147,7 @@ def overview(jobs: JobQueue) -> Overview:
                 counts=by_state,
                 oldest_available=oldest.get(name),
                 served=name in served or not waiting,
+                paused=name in paused,
             )
         )
     totals = {s: sum(q.count(s) for q in queues) for s in STATE_ORDER}

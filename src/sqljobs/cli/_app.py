@@ -14,6 +14,7 @@ from .._utils import utcnow
 from ..jobqueue import JobQueue
 from ..jobs import Job, JobState
 from ..store import JobFilters
+from ._bulk import add_bulk_commands
 from ._loading import (
     AGES,
     APP_ENV,
@@ -52,7 +53,10 @@ def _build_app() -> Any:
         add_completion=False,
         rich_markup_mode=None,
     )
-    jobs_app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
+    jobs_app = typer.Typer(
+        help="List and inspect jobs; retry, cancel or delete every job matching a filter.",
+        no_args_is_help=True,
+    )
     app.add_typer(jobs_app, name="jobs")
 
     def app_option() -> Any:
@@ -287,6 +291,7 @@ def _build_app() -> Any:
             else:
                 typer.echo(f"enqueued job {job_id}")
 
+    add_bulk_commands(app, jobs_app, app_option, json_option)
     return app
 
 

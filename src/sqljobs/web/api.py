@@ -1,5 +1,6 @@
 """The JSON API: list, filter and page jobs, job detail, queue stats, throughput; retry,
-cancel and delete (mounted only with an auth dependency, see :func:`sqljobs.fastapi.router`)."""
+cancel and delete, one job or every match (``bulk_api``), pause and resume queues (mounted
+only with an auth dependency, see :func:`sqljobs.fastapi.router`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..jobs import Job, JobState
 from ..store import JobFilters
 from ._csrf import CsrfError, check_same_origin
 from ._schema_errors import ApiRoute
+from .bulk_api import add_bulk_routes
 from .schemas import JobDetail, JobPage, JobSummary, Problem, Stats, ThroughputOut
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such job"}}
@@ -191,4 +193,5 @@ def build_api_router(jobs: JobQueue, *, read_only: bool) -> APIRouter:
         run_action(_overview.delete_job, jobs, job_id)
         return Response(status_code=204)
 
+    add_bulk_routes(api, jobs, same_origin, parse_age_param)
     return api

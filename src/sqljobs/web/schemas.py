@@ -115,6 +115,7 @@ class QueueStats(BaseModel):
     served: bool = Field(
         True, description="false: the queue has waiting jobs and no live worker serves it"
     )
+    paused: bool = Field(False, description="true: workers do not claim its jobs")
 
 
 class WorkerInfo(BaseModel):
@@ -148,6 +149,7 @@ class Stats(BaseModel):
                     oldest_available_at=q.oldest_available,
                     backlog_seconds=backlog.total_seconds() if backlog is not None else None,
                     served=q.served,
+                    paused=q.paused,
                 )
             )
         workers = [

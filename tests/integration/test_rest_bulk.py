@@ -1,0 +1,101 @@
+"""The REST API's bulk routes and queue pausing (issue 15), on every database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+
+import sqljobs.fastapi
+from sqljobs import JobQueue, JobState
+from tests.integration.test_rest_api import AUTH, PREFIX, require_token
+
+API = f"{PREFIX}/api"
+
+
+@pytest.fixture
+def client(jobs: JobQueue) -> Iterator[TestClient]:
+    app = FastAPI()
+    app.include_router(
+        sqljobs.fastapi.router(jobs, dependencies=[Depends(require_token)]), prefix=PREFIX
+    )
+    with TestClient(app, headers=AUTH) as test_client:
+        yield test_client
+
+
+def _discarded(jobs: JobQueue, count: int) -> list[int]:
+    @jobs.task(name="boom", queue="mail", max_attempts=1)
+    def boom(n: int) -> None:
+        raise RuntimeError("boom")
+
+    ids = [boom.enqueue(n=i) for i in range(count)]
+    jobs.drain(ids=ids)
+    return ids
+
+
+def test_a_bulk_request_is_a_dry_run_unless_it_says_otherwise(
+    jobs: JobQueue, client: TestClient
+) -> None:
+    ids = _discarded(jobs, 3)
+    body = {"queue": "mail", "error_type": "RuntimeError"}
+
+    dry = client.post(f"{API}/bulk/retry", json=body)
+    assert dry.status_code == 200, dry.text
+    assert dry.json() == {
+        "action": "retry",
+        "dry_run": True,
+        "matched": 3,
+        "changed": 0,
+        "changed_ids": [],
+        "skipped": {},
+        "batches": 0,
+    }
+    assert {jobs.get(i).state for i in ids} == {JobState.DISCARDED}
+
+    done = client.post(f"{API}/bulk/retry", json={**body, "dry_run": False, "batch_size": 2})
+    assert done.json()["changed_ids"] == ids and done.json()["batches"] == 2
+    assert {jobs.get(i).state for i in ids} == {JobState.AVAILABLE}
+
+
+def test_bulk_requests_with_a_bad_state_or_from_another_site_are_refused(
+    jobs: JobQueue, client: TestClient
+) -> None:
+    _discarded(jobs, 1)
+    bad = client.post(f"{API}/bulk/delete", json={"state": ["running"], "dry_run": False})
+    assert bad.status_code == 422
+    assert "running jobs cannot be deleted in bulk" in bad.json()["detail"]
+    age = client.post(f"{API}/bulk/cancel", json={"older_than": "soon"})
+    assert age.status_code == 422 and age.json()["detail"].startswith("older_than:")
+    unknown = client.post(f"{API}/bulk/explode", json={})
+    assert unknown.status_code == 422
+    evil = client.post(
+        f"{API}/bulk/delete",
+        json={"state": ["discarded"], "dry_run": False},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert evil.status_code == 403
+    assert jobs.bulk("delete", dry_run=True).matched == 1
+
+
+def test_queues_are_paused_and_resumed_over_rest_and_stats_show_it(
+    jobs: JobQueue, client: TestClient
+) -> None:
+    _discarded(jobs, 1)
+    assert client.post(f"{API}/queues/mail/pause").json() == {"queue": "mail", "paused": True}
+    assert jobs.paused_queues() == ["mail"]
+    stats = {q["queue"]: q for q in client.get(f"{API}/stats").json()["queues"]}
+    assert stats["mail"]["paused"] is True
+    resumed = client.post(f"{API}/queues/mail/resume").json()
+    assert resumed == {"queue": "mail", "paused": False}
+    assert jobs.paused_queues() == []
+    assert client.post(f"{API}/queues/{'q' * 101}/pause").status_code == 422
+
+
+def test_read_only_routers_have_no_bulk_or_queue_routes(jobs: JobQueue) -> None:
+    app = FastAPI()
+    app.include_router(sqljobs.fastapi.router(jobs, read_only=True), prefix=PREFIX)
+    with TestClient(app) as client:
+        assert client.post(f"{API}/bulk/retry", json={}).status_code in (404, 405)
+        assert client.post(f"{API}/queues/mail/pause").status_code in (404, 405)
