@@ -188,3 +188,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         parts = item.path.parts
         if "tests" in parts and parts[parts.index("tests") + 1] in SLOW_DIRECTORIES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def _pgbouncer() -> Iterator[Any]:
+    """This pytest process's PgBouncer (transaction pooling) in front of the test PostgreSQL;
+    None when SQLJOBS_TEST_PGBOUNCER_URL names one that runs already."""
+    from tests import pgbouncer
+
+    if pgbouncer.EXTERNAL:
+        yield None
+        return
+    if not os.path.exists(pgbouncer.BINARY):
+        message = "pgbouncer is not installed (scripts/test installs Debian's package)"
+        if databases.IN_CI:
+            pytest.fail(f"CI requires pgbouncer: {message}")
+        pytest.skip(message)
+    bouncer = pgbouncer.PgBouncer()
+    bouncer.start()
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.fixture
+def pgbouncer_url(dialect: str, db_url: str, _pgbouncer: Any) -> str:
+    """This test's PostgreSQL database through PgBouncer in transaction pooling mode."""
+    from tests import pgbouncer
+
+    assert dialect == "postgresql", "pgbouncer_url needs @pytest.mark.dialects('postgresql')"
+    return _pgbouncer.url(db_url) if _pgbouncer is not None else pgbouncer.external_url(db_url)

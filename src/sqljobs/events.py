@@ -41,6 +41,9 @@ WORKER_ERROR = "sqljobs.worker.error"
 WORKER_IDLE = "sqljobs.worker.idle"
 #: PostgreSQL only: the worker's LISTEN connection is ready; enqueues anywhere wake it now.
 WORKER_LISTENING = "sqljobs.worker.listening"
+#: PostgreSQL only: notifications do not reach the worker (a pooler in transaction mode); it
+#: polls every ``poll_interval`` instead. ``reason`` says why and what to configure.
+WORKER_POLLING = "sqljobs.worker.polling"
 
 Handler = Callable[[str, dict[str, Any]], None]
 

@@ -34,6 +34,8 @@ from .registry import (
 )
 from .retry import Backoff
 from .store import JobStore, dispose_pool_after_fork, set_sqlite_busy_timeout
+from .store._pooling import Pooler
+from .store._pooling import configure as configure_pooling
 from .unique import Unique
 from .worker import Worker
 from .worker._async_runner import AsyncRunner
@@ -71,6 +73,12 @@ class JobQueue(QueueAdministration, BulkAdministration):
             a list, or one string of comma-separated keys (``os.environ.get(...)``). The
             first encrypts, all decrypt, so a key is rotated by putting a new one first and
             keeping the old one until no job sealed with it is left. See docs/secrets.md.
+        pooler: ``"transaction"`` when the engine goes through PgBouncer in transaction mode
+            (PostgreSQL): psycopg's server-side prepared statements are turned off on its
+            connections and workers do not LISTEN through it. See docs/deploy.md.
+        listen: how PostgreSQL workers hear of new jobs at once: True (LISTEN on the engine's
+            connections, after checking notifications reach them; else they poll), False
+            (poll only), or a direct PostgreSQL URL/Engine bypassing the pooler for LISTEN.
 
     Example:
         >>> engine = create_engine("sqlite:///app.db")
@@ -90,6 +98,8 @@ class JobQueue(QueueAdministration, BulkAdministration):
         engine: Engine | None = None,
         inline: bool = False,
         secret_keys: SecretKeys | None = None,
+        pooler: Pooler | None = None,
+        listen: bool | str | Engine = True,
     ) -> None:
         if not isinstance(session_factory, sessionmaker):
             raise ConfigurationError(
@@ -106,6 +116,7 @@ class JobQueue(QueueAdministration, BulkAdministration):
         self.async_session_factory = async_session_factory
         self.engine = bind
         self.store = JobStore(bind)
+        self.store.listening = configure_pooling(bind, pooler=pooler, listen=listen)
         self.registry = TaskRegistry()
         #: Periodic tasks (see :meth:`periodic`), enqueued by every running worker.
         self.schedules: list[Schedule] = []

@@ -23,7 +23,7 @@ from .._utils import utcnow
 from ..exceptions import OutcomeUnknown, SchemaNotReady, StoreError
 from ..jobs import FINISHED_STATES, Job, JobError, JobState
 from ..schema import jobs_table, metadata, queues_table, workers_table
-from . import _dialects, _statements, _upgrade
+from . import _dialects, _pooling, _statements, _upgrade
 
 log = logging.getLogger("sqljobs.store")
 
@@ -141,6 +141,8 @@ class StoreBase:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.support = _dialects.support_for(engine)
+        #: How workers hear of new jobs (see ``_pooling``); JobQueue(listen=, pooler=) sets it.
+        self.listening = _pooling.Listening("probe" if self.support.listen_notify else "off")
         # The store's own transactions run at ``bookkeeping_isolation``. Not as an engine
         # option: on MySQL that sets the level on every checkout and resets it on every
         # return (four more round trips per transaction); one SET TRANSACTION, for the next
@@ -216,6 +218,17 @@ class StoreBase:
             _dialects.check_server(conn)
         _dialects.enable_sqlite_wal(self.engine)
         self.run(lambda conn: conn.execute(select(_jobs.c.id).limit(1)).all(), read_only=True)
+
+    def probe_listeners(self, channel: str) -> None:
+        """PostgreSQL: notify ``channel`` through the engine's pool (the listener's check that
+        notifications reach it, see ``_pooling``)."""
+        self.run(
+            lambda conn: conn.execute(
+                _statements.NOTIFY, {"p_channel": channel, "p_queue": "probe"}
+            ),
+            what="probe notifications",
+            single_statement=True,
+        )
 
     # -- transactions --------------------------------------------------------------------
 
@@ -300,6 +313,15 @@ class StoreBase:
                 f"uses ({first_line}): run jobs.create_schema() or `sqljobs create-schema`, "
                 "which add it, or your migrations (alembic revision --autogenerate; alembic "
                 "upgrade head)"
+            )
+        if "prepared statement" in message and (
+            "does not exist" in message or "already exists" in message
+        ):
+            return StoreError(
+                f"{what} failed: {text.splitlines()[0] if text else exc}. Server-side prepared "
+                "statements broke: is the engine behind PgBouncer in transaction mode? Pass "
+                "JobQueue(..., pooler='transaction'), or create_engine(url, "
+                "connect_args={'prepare_threshold': None})"
             )
         if "sqljobs_" in message and (
             "no such table" in message or "does not exist" in message or "doesn't exist" in message

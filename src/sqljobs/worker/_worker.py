@@ -245,14 +245,19 @@ class Worker:
             on_idle=self._report_idle,
             on_crash=self._stop_in_background,
         )
+        listening = self._store.listening
         self._listener = (
             NotificationListener(
-                self._store.engine,
+                listening.engine or self._store.engine,
                 self._on_notification,
                 on_listening=lambda: self._bus.emit(events.WORKER_LISTENING, worker=self),
                 wake=self._store.wake_listeners,
+                probe=self._store.probe_listeners if listening.mode == "probe" else None,
+                on_unavailable=lambda why: self._bus.emit(
+                    events.WORKER_POLLING, worker=self, reason=why
+                ),
             )
-            if self._store.support.listen_notify
+            if self._store.support.listen_notify and listening.mode != "off"
             else None
         )
         self._listener_thread: threading.Thread | None = None
