@@ -5,6 +5,8 @@ Configured by environment variables so one module serves every scenario:
 - ``SQLJOBS_TEST_DATABASE_URL``: the database (required);
 - ``SQLJOBS_REL_POOL_SIZE`` / ``SQLJOBS_REL_MAX_OVERFLOW`` / ``SQLJOBS_REL_POOL_TIMEOUT``: the
   engine's pool (defaults 12 / 10 / 30 s);
+- ``SQLJOBS_REL_POOLER``: ``transaction`` when the URL goes through PgBouncer in transaction
+  pooling mode (``JobQueue(pooler=...)``);
 - ``SQLJOBS_REL_SAMPLES``: a file to which a sampler thread appends one JSON line per
   ``SQLJOBS_REL_SAMPLE_EVERY`` seconds (threads, checked-out connections, RSS, open fds).
 """
@@ -30,7 +32,7 @@ engine = create_engine(
     pool_timeout=float(os.environ.get("SQLJOBS_REL_POOL_TIMEOUT", "30")),
 )
 SessionLocal = sessionmaker(engine)
-jobs = JobQueue(SessionLocal)
+jobs = JobQueue(SessionLocal, pooler=os.environ.get("SQLJOBS_REL_POOLER") or None)  # type: ignore[arg-type]
 
 metadata = MetaData()
 #: One row per applied attempt of ``apply``: a key seen twice is a job applied twice.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from tests.reliability.harness import (
     completed_count,
     env_int,
     finished,
+    load_app,
     record,
     registered,
     tally,
@@ -44,6 +47,35 @@ WORKER_ARGS = (
 def test_sigkill_chaos_every_job_completes_exactly_once(
     dialect: str, rel_app: Any, workers: Workers
 ) -> None:
+    run_chaos(dialect, rel_app, workers, "crash-chaos")
+
+
+@pytest.fixture
+def bounced(
+    pgbouncer_url: str, engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, Workers]]:
+    """The reliability app and its worker processes, all through PgBouncer."""
+    monkeypatch.setenv("SQLJOBS_REL_POOLER", "transaction")
+    monkeypatch.setenv("SQLJOBS_TEST_DATABASE_URL", pgbouncer_url)
+    module = load_app(pgbouncer_url)
+    started = Workers(pgbouncer_url, tmp_path)
+    yield module, started
+    started.close()
+    module.jobs.close()
+    module.engine.dispose()
+
+
+@pytest.mark.dialects("postgresql", reason="PgBouncer is a PostgreSQL pooler")
+def test_sigkill_chaos_through_pgbouncer_every_job_completes_exactly_once(
+    dialect: str, bounced: tuple[Any, Workers]
+) -> None:
+    """The same chaos with every connection (app, workers, checks) through PgBouncer in
+    transaction pooling mode."""
+    rel_app, workers = bounced
+    run_chaos(dialect, rel_app, workers, "crash-chaos-pgbouncer")
+
+
+def run_chaos(dialect: str, rel_app: Any, workers: Workers, name: str) -> None:
     rng = random.Random(20_000 + JOBS)
     # A short hold keeps jobs in flight, so most kills land mid-transaction.
     # SQLite runs one writer at a time, so its jobs hold less to last about as long.
@@ -74,7 +106,7 @@ def test_sigkill_chaos_every_job_completes_exactly_once(
     workers.stop_all(pool)
 
     result = tally(rel_app, JOBS)
-    record("crash-chaos", dialect, kills=kills, seconds=round(elapsed, 1), tally=result)
+    record(name, dialect, kills=kills, seconds=round(elapsed, 1), tally=result)
     assert result.completed == result.jobs == JOBS
     assert result.running == 0 and result.not_finished == 0
     assert result.lost == 0 and result.duplicated == 0
