@@ -257,3 +257,37 @@ def test_a_forged_post_is_refused(page: Any, base_url: str, shop: dict[str, Any]
     )
     assert response.status == 403
     assert "CSRF" in response.text()
+
+
+def test_bulk_retry_by_filter_counts_first_and_a_queue_is_paused_and_resumed(
+    page: Any, base_url: str, jobs: JobQueue, shop: dict[str, Any], screenshots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{base_url}/jobs?state=discarded")
+    expect(page.locator("#jobs-table tbody tr")).to_have_count(2)
+    page.fill("#filter-error", "RuntimeError")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**error_type=RuntimeError**")
+    expect(page.locator("#jobs-table tbody tr")).to_have_count(1)
+    page.select_option("#bulk-action", "retry")
+    page.click("#bulk-preview")
+    expect(page.locator("#bulk-count")).to_contain_text("1 job matches")
+    expect(page.locator(".filter-summary")).to_contain_text("error_type=RuntimeError")
+    assert jobs.get(shop["charge_id"]).state is JobState.DISCARDED  # counting changed nothing
+    shoot(page, screenshots, "dashboard-bulk.png")
+
+    page.click("#bulk-confirm")
+    expect(page.locator("#bulk-done")).to_contain_text("Retry: 1 of 1 job changed in 1 batch")
+    assert jobs.get(shop["charge_id"]).state is JobState.AVAILABLE
+    assert jobs.get(shop["evil_id"]).state is JobState.DISCARDED
+
+    page.goto(base_url + "/")
+    page.click('[data-pause="mail"]')
+    page.wait_for_url("**notice=paused")
+    expect(page.locator('[data-paused="mail"]')).to_have_text("paused")
+    assert jobs.paused_queues() == ["mail"]
+    page.click('[data-resume="mail"]')
+    page.wait_for_url("**notice=resumed")
+    expect(page.locator('[data-paused="mail"]')).to_have_count(0)
+    assert jobs.paused_queues() == []

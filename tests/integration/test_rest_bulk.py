@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 import sqljobs.fastapi
 from sqljobs import JobQueue, JobState
-from tests.integration.test_rest_api import AUTH, PREFIX, require_token
+from tests.integration.test_rest_api import AUTH, PREFIX, csrf_token, require_token
 
 API = f"{PREFIX}/api"
 
@@ -99,3 +99,29 @@ def test_read_only_routers_have_no_bulk_or_queue_routes(jobs: JobQueue) -> None:
     with TestClient(app) as client:
         assert client.post(f"{API}/bulk/retry", json={}).status_code in (404, 405)
         assert client.post(f"{API}/queues/mail/pause").status_code in (404, 405)
+
+
+def test_dashboard_bulk_forms_count_first_and_need_the_csrf_token(
+    jobs: JobQueue, client: TestClient
+) -> None:
+    ids = _discarded(jobs, 2)
+    token = csrf_token(client.get(f"{PREFIX}/jobs").text)
+    form = {"action": "retry", "state": "discarded", "queue": "mail"}
+
+    assert client.post(f"{PREFIX}/bulk", data=form).status_code == 403
+    forged = client.post(f"{PREFIX}/queues/mail/pause", data={"csrf_token": "forged.token"})
+    assert forged.status_code == 403 and jobs.paused_queues() == []
+    count = client.post(f"{PREFIX}/bulk", data={**form, "csrf_token": token})
+    assert count.status_code == 200 and "<strong>2</strong> jobs match" in count.text
+    assert {jobs.get(i).state for i in ids} == {JobState.DISCARDED}
+    bad = client.post(f"{PREFIX}/bulk", data={**form, "state": "running", "csrf_token": token})
+    assert bad.status_code == 422 and "running jobs cannot be retried in bulk" in bad.text
+
+    done = client.post(f"{PREFIX}/bulk", data={**form, "confirm": "yes", "csrf_token": token})
+    assert "Retry: 2 of 2 jobs changed in 1 batch" in done.text
+    assert {jobs.get(i).state for i in ids} == {JobState.AVAILABLE}
+    paused = client.post(
+        f"{PREFIX}/queues/mail/pause", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert paused.status_code == 303 and jobs.paused_queues() == ["mail"]
+    assert 'data-paused="mail"' in client.get(f"{PREFIX}/").text

@@ -33,6 +33,7 @@ from ..jobs import Job, JobState
 from ..store import JobFilters
 from ._csrf import FIELD, CsrfError, CsrfProtect
 from ._schema_errors import PageRoute
+from .bulk_pages import add_bulk_pages
 from .schemas import ThroughputOut
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ NOTICES = {
     "retried": "The job will run again.",
     "cancelled": "The job was cancelled.",
     "deleted": "The job was deleted.",
+    "paused": "The queue is paused: workers stop claiming its jobs within one poll.",
+    "resumed": "The queue is resumed.",
 }
 
 
@@ -186,6 +189,7 @@ class Dashboard:
             task=params.get("task") or None,
             created_after=now - newer_delta if newer_delta is not None else None,
             created_before=now - older_delta if older_delta is not None else None,
+            error_type=params.get("error_type") or None,
         )
         found, total = self.jobs.store.search_jobs(
             filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
@@ -197,6 +201,7 @@ class Dashboard:
             "task": filters.task or "",
             "newer_than": newer or "",
             "older_than": older or "",
+            "error_type": filters.error_type or "",
         }
         pages = max(1, math.ceil(total / PAGE_SIZE))
 
@@ -338,5 +343,7 @@ def build_dashboard_router(
     @pages.post("/jobs/{job_id}/delete", name="sqljobs_dashboard_delete")
     async def delete(request: Request, job_id: int) -> Response:
         return await act(request, job_id, _overview.delete_job, "deleted")
+
+    add_bulk_pages(pages, board, csrf, jobs, _parse_form)
 
     return pages
