@@ -117,6 +117,7 @@ class JobQueue(QueueAdministration, BulkAdministration):
         self.engine = bind
         self.store = JobStore(bind)
         self.store.listening = configure_pooling(bind, pooler=pooler, listen=listen)
+        self._own_listen_engine = isinstance(listen, str)
         self.registry = TaskRegistry()
         #: Periodic tasks (see :meth:`periodic`), enqueued by every running worker.
         self.schedules: list[Schedule] = []
@@ -377,6 +378,8 @@ class JobQueue(QueueAdministration, BulkAdministration):
     def close(self) -> None:
         """Stop the event loop used by async tasks (if sqljobs started one), first closing the
         async engine's pooled connections, which belong to that loop."""
+        if self._own_listen_engine and self.store.listening.engine is not None:
+            self.store.listening.engine.dispose()  # made here from listen= a URL
         with self._runner_lock:
             runner, self._async_runner = self._async_runner, None
         if runner is None:
