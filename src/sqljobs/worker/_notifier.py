@@ -109,10 +109,13 @@ class NotificationListener:
         channel = f"sqljobs_probe_{uuid.uuid4().hex[:16]}"
         connection.execute(f"LISTEN {channel}")
         probe(channel)
-        for notification in connection.notifies(timeout=self._probe_seconds, stop_after=1):
-            if notification.channel == channel:
-                connection.execute(f"UNLISTEN {channel}")
-                return
+        # The generator holds the connection's lock: let it end before the next statement.
+        arrived = [
+            n.channel for n in connection.notifies(timeout=self._probe_seconds, stop_after=1)
+        ]
+        if channel in arrived:
+            connection.execute(f"UNLISTEN {channel}")
+            return
         raise NotificationsUnavailable(
             "LISTEN/NOTIFY does not reach this worker: a notification sent on another "
             "connection never arrived (is the engine behind PgBouncer in transaction mode?). "
