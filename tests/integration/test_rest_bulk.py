@@ -91,6 +91,8 @@ def test_queues_are_paused_and_resumed_over_rest_and_stats_show_it(
     assert resumed == {"queue": "mail", "paused": False}
     assert jobs.paused_queues() == []
     assert client.post(f"{API}/queues/{'q' * 101}/pause").status_code == 422
+    odd = client.post(f"{API}/queues/a%2Fb%3Fc/pause").json()
+    assert odd == {"queue": "a/b?c", "paused": True} and jobs.paused_queues() == ["a/b?c"]
 
 
 def test_read_only_routers_have_no_bulk_or_queue_routes(jobs: JobQueue) -> None:
@@ -109,7 +111,9 @@ def test_dashboard_bulk_forms_count_first_and_need_the_csrf_token(
     form = {"action": "retry", "state": "discarded", "queue": "mail"}
 
     assert client.post(f"{PREFIX}/bulk", data=form).status_code == 403
-    forged = client.post(f"{PREFIX}/queues/mail/pause", data={"csrf_token": "forged.token"})
+    forged = client.post(
+        f"{PREFIX}/queues/pause", data={"queue": "mail", "csrf_token": "forged.token"}
+    )
     assert forged.status_code == 403 and jobs.paused_queues() == []
     count = client.post(f"{PREFIX}/bulk", data={**form, "csrf_token": token})
     assert count.status_code == 200 and "<strong>2</strong> jobs match" in count.text
@@ -121,7 +125,9 @@ def test_dashboard_bulk_forms_count_first_and_need_the_csrf_token(
     assert "Retry: 2 of 2 jobs changed in 1 batch" in done.text
     assert {jobs.get(i).state for i in ids} == {JobState.AVAILABLE}
     paused = client.post(
-        f"{PREFIX}/queues/mail/pause", data={"csrf_token": token}, follow_redirects=False
+        f"{PREFIX}/queues/pause",
+        data={"queue": "mail", "csrf_token": token},
+        follow_redirects=False,
     )
     assert paused.status_code == 303 and jobs.paused_queues() == ["mail"]
     assert 'data-paused="mail"' in client.get(f"{PREFIX}/").text

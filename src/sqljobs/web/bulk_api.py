@@ -116,7 +116,7 @@ def add_bulk_routes(
         return BulkResultOut.of(result)
 
     @api.post(
-        "/queues/{queue}/pause",
+        "/queues/{queue:path}/pause",
         response_model=QueueState,
         responses=BULK_REFUSED,
         dependencies=[Depends(same_origin)],
@@ -128,7 +128,7 @@ def add_bulk_routes(
         return QueueState(queue=queue, paused=True)
 
     @api.post(
-        "/queues/{queue}/resume",
+        "/queues/{queue:path}/resume",
         response_model=QueueState,
         responses=BULK_REFUSED,
         dependencies=[Depends(same_origin)],

@@ -88,12 +88,14 @@ def add_bulk_pages(
         context["result"] = result
         return board.render(request, "bulk.html", **context)
 
-    async def change_queue(request: Request, name: str, *, paused: bool) -> Response:
+    async def change_queue(request: Request, *, paused: bool) -> Response:
+        # The queue's name comes in the form, not the path: any name round-trips.
         form = await checked_form(request)
         if isinstance(form, Response):
             return form
         try:
-            await run_in_threadpool(jobs.pause_queue if paused else jobs.resume_queue, name)
+            change = jobs.pause_queue if paused else jobs.resume_queue
+            await run_in_threadpool(change, form.get("queue", ""))
         except ValueError as exc:
             return board.render(
                 request, "refused.html", status_code=422, reason=str(exc), job_id=None
@@ -102,10 +104,10 @@ def add_bulk_pages(
         target = str(request.url_for("sqljobs_dashboard").path)
         return RedirectResponse(f"{target}?notice={notice}", status_code=303)
 
-    @pages.post("/queues/{name}/pause", name="sqljobs_dashboard_pause")
-    async def pause(request: Request, name: str) -> Response:
-        return await change_queue(request, name, paused=True)
+    @pages.post("/queues/pause", name="sqljobs_dashboard_pause")
+    async def pause(request: Request) -> Response:
+        return await change_queue(request, paused=True)
 
-    @pages.post("/queues/{name}/resume", name="sqljobs_dashboard_resume")
-    async def resume(request: Request, name: str) -> Response:
-        return await change_queue(request, name, paused=False)
+    @pages.post("/queues/resume", name="sqljobs_dashboard_resume")
+    async def resume(request: Request) -> Response:
+        return await change_queue(request, paused=False)
