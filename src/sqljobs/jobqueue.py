@@ -73,12 +73,10 @@ class JobQueue(QueueAdministration, BulkAdministration):
             a list, or one string of comma-separated keys (``os.environ.get(...)``). The
             first encrypts, all decrypt, so a key is rotated by putting a new one first and
             keeping the old one until no job sealed with it is left. See docs/secrets.md.
-        pooler: ``"transaction"`` when the engine goes through PgBouncer in transaction mode
-            (PostgreSQL): psycopg's server-side prepared statements are turned off on its
-            connections and workers do not LISTEN through it. See docs/deploy.md.
-        listen: how PostgreSQL workers hear of new jobs at once: True (LISTEN on the engine's
-            connections, after checking notifications reach them; else they poll), False
-            (poll only), or a direct PostgreSQL URL/Engine bypassing the pooler for LISTEN.
+        pooler: ``"transaction"`` behind PgBouncer in transaction mode: no server-side
+            prepared statements, no LISTEN through it (docs/deploy.md).
+        listen: True (LISTEN once a probe shows notifications arrive, else poll), False
+            (poll), or a direct PostgreSQL URL/Engine for the LISTEN connection.
 
     Example:
         >>> engine = create_engine("sqlite:///app.db")

@@ -88,5 +88,8 @@ def test_queues_pause_resume_and_list(app: ModuleType) -> None:
     assert by_name["counters"] == {"queue": "counters", "paused": True, "waiting": 1, "running": 0}
     assert by_name["idle"]["paused"] is True and by_name["mail"]["paused"] is False
     assert app.jobs.paused_queues() == ["counters", "idle"]
+    status = json.loads(run("status", "--json").stdout)
+    assert {q["queue"]: q["paused"] for q in status["queues"]}["counters"] is True
+    assert "counters (paused)" in run("status").stdout
     assert "resumed" in run("queues", "resume", "counters").stdout
     assert app.jobs.paused_queues() == ["idle"]

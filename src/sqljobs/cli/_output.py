@@ -118,7 +118,7 @@ def render_status(jobs: JobQueue) -> RenderableType:
     for q in view.queues:
         backlog = q.backlog_age(view.at)
         table.add_row(
-            _escape(q.queue),
+            _escape(q.queue) + (" [yellow](paused)[/]" if q.paused else ""),
             *[str(q.count(s)) if q.count(s) else "[bright_black]0[/]" for s in STATE_ORDER],
             _overview.format_age(backlog) if backlog is not None else "-",
         )
@@ -161,6 +161,7 @@ def status_json(jobs: JobQueue) -> dict[str, Any]:
                 "total": q.total,
                 "oldest_available_at": _iso(q.oldest_available),
                 "served": q.served,
+                "paused": q.paused,
             }
             for q in view.queues
         ],
