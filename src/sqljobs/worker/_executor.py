@@ -26,6 +26,7 @@ from ..context import JOB_SESSION_INFO, JobContext, running_with_session
 from ..exceptions import (
     ArgumentsDoNotFit,
     Cancel,
+    ConfigurationError,
     InvalidArguments,
     JobSessionMisused,
     JobTimeout,
@@ -37,13 +38,14 @@ from ..exceptions import (
 )
 from ..jobs import Job, JobError
 from ..registry import CONTEXT_PARAMETER, DEFAULT_MAX_ATTEMPTS, Task, TaskRegistry, make_backoff
-from ..store import JobStore, begin_write, set_sqlite_busy_timeout
+from ..store import JobStore, begin_write, current_binding, set_sqlite_busy_timeout
 from ._job_session import SessionGuard
+from ._loops import await_here, can_await_here, engine_for_private_loop, on_private_loop
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
 from ._watch import AttemptWatch
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from ._async_runner import AsyncRunner
 
@@ -159,7 +161,10 @@ class Executor:
         if task.wants_context:
             kwargs[CONTEXT_PARAMETER] = ctx
         if task.is_async:
-            return self._async_runner().run(self._execute_async(task, job, kwargs, ctx))
+            attempt = self._execute_async(task, job, kwargs, ctx)
+            if can_await_here():  # the caller's loop (AsyncSession.commit, adrain): run there
+                return await_here(attempt)
+            return self._async_runner().run(attempt)
         if task.wants_session:
             return self._execute_with_session(task, job, kwargs, watch)
         return self._execute_plain(task, job, kwargs)
@@ -189,7 +194,14 @@ class Executor:
         self, task: Task[Any], job: Job, kwargs: dict[str, Any], watch: AttemptWatch | None
     ) -> Outcome:
         started = time.monotonic()
-        session = self._session_factory()
+        binding = current_binding()
+        session = (
+            self._session_factory()
+            if binding is None
+            else self._session_factory(
+                bind=binding.connection, join_transaction_mode="create_savepoint"
+            )
+        )
         session.info[JOB_SESSION_INFO] = True
         guard = SessionGuard(session, task.name)
         try:
@@ -197,9 +209,9 @@ class Executor:
                 self._attach(session, watch, task)
             # Begun before the task on every database, so a task's session.begin() fails alike.
             connection = session.connection()
-            if self._store.support.single_writer:
+            if self._store.support.single_writer and binding is None:
                 begin_write(connection)
-            if task.timeout is not None and self._store.support.statement_timeout:
+            if task.timeout is not None and self._store.support.statement_timeout and not binding:
                 session.execute(_STATEMENT_TIMEOUT, {"ms": str(int(task.timeout * 1000))})
             with running_with_session(self._store.engine, session):
                 result = task.func(session=session, **kwargs)
@@ -255,14 +267,15 @@ class Executor:
                 return Completed(result=_stored_result(result), persisted=False)
             except BaseException as exc:
                 return map_exception(job, task, _describe_async(exc, task, started, ctx))
-        if self._async_session_factory is None:  # checked when the task is registered
-            raise AssertionError("async task with a session but no async_session_factory")
-        session = self._async_session_factory()
+        try:
+            session = self._async_session(task)
+        except ConfigurationError as exc:
+            return map_exception(job, task, exc)
         session.sync_session.info[JOB_SESSION_INFO] = True
         guard = SessionGuard(session.sync_session, task.name)
         try:
             connection = await session.connection()
-            if self._store.support.single_writer:
+            if self._store.support.single_writer and current_binding() is None:
                 await connection.run_sync(begin_write)
             with running_with_session(self._store.engine, session):
                 result = await _cancellable(task.func(session=session, **kwargs), task.timeout, ctx)
@@ -290,6 +303,32 @@ class Executor:
                 await session.close()
             except Exception:
                 log.warning("closing job %s's session failed", job.id, exc_info=True)
+
+    def _async_session(self, task: Task[Any]) -> AsyncSession:
+        """The attempt's AsyncSession: in the caller's connection when bound to it, from a
+        private copy of the app's engine on sqljobs' own loop, else from the app's factory."""
+        factory: Any = self._async_session_factory
+        if factory is None:  # checked when the task is registered
+            raise AssertionError("async task with a session but no async_session_factory")
+        binding = current_binding()
+        if binding is not None:
+            if binding.async_connection is None:
+                raise ConfigurationError(
+                    f"async task {task.name} cannot join the sync connection sqljobs was given "
+                    "(an AsyncSession needs an AsyncConnection): give the test's AsyncSession "
+                    "or AsyncConnection instead, e.g. await jobs.adrain(using=session)"
+                )
+            mode = "create_savepoint"
+            session: AsyncSession = factory(
+                bind=binding.async_connection, join_transaction_mode=mode
+            )
+            return session
+        bind = factory.kw.get("bind")
+        if bind is not None and hasattr(bind, "sync_engine") and on_private_loop():
+            session = factory(bind=engine_for_private_loop(bind))
+        else:
+            session = factory()
+        return session
 
 
 def _settle(watch: AttemptWatch | None) -> None:
