@@ -188,8 +188,8 @@ def rolled_back_transaction(engine: Engine) -> Iterator[Session]:
 
 @asynccontextmanager
 async def async_rolled_back_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """:func:`rolled_back_transaction` for an AsyncEngine (an AsyncSession on the outer transaction's
-    AsyncConnection)."""
+    """:func:`rolled_back_transaction` for an AsyncEngine (an AsyncSession on the outer
+    transaction's AsyncConnection)."""
     async with engine.connect() as connection:
         outer = await connection.begin()
         session = AsyncSession(bind=connection, join_transaction_mode="create_savepoint")

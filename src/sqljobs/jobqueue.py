@@ -88,6 +88,13 @@ class JobQueue(QueueAdministration, QueueBinding):
         inline: bool = False,
         secret_keys: SecretKeys | None = None,
     ) -> None:
+        if type(session_factory).__name__ == "async_sessionmaker":
+            raise ConfigurationError(
+                "JobQueue(async_sessionmaker) needs a sync sessionmaker as well (sqljobs keeps "
+                "its own bookkeeping on a sync engine): for an app with only an async engine "
+                "use jobs = sqljobs.aio.job_queue(AsyncSessionLocal), which derives it, or "
+                "JobQueue(SessionLocal, async_session_factory=AsyncSessionLocal)"
+            )
         if not isinstance(session_factory, sessionmaker):
             raise ConfigurationError(
                 "JobQueue needs the app's sessionmaker (e.g. SessionLocal = sessionmaker(engine)),"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sqljobs import JobQueue, JobState, testing
 from sqljobs.aio import async_url
+from sqljobs.registry import Task
 from sqljobs.schema import jobs_table
 from tests.conftest import Counter
 from tests.helpers import add_counters, async_rolled_back_transaction, increment, sqlite_savepoints
@@ -65,7 +67,7 @@ async def every_pooled_connection_answers(app_engine: AsyncEngine) -> list[int]:
     return list(await asyncio.gather(*(read() for _ in range(POOL_SIZE))))
 
 
-def loop_recording_task(queue: JobQueue, loops: list[int]) -> object:
+def loop_recording_task(queue: JobQueue, loops: list[int]) -> Task[Any]:
     @queue.task(name="bump")
     async def bump(session: AsyncSession) -> None:
         loops.append(id(asyncio.get_running_loop()))
@@ -81,7 +83,7 @@ async def test_adrain_runs_async_tasks_on_the_callers_loop_with_the_apps_pooled_
     add_counters(session_factory)
     loops: list[int] = []
     bump = loop_recording_task(ajobs, loops)
-    ids = [bump.enqueue(), bump.enqueue()]  # type: ignore[attr-defined]
+    ids = [bump.enqueue(), bump.enqueue()]
     result = await ajobs.adrain()
     assert result.completed == ids
     assert loops == [id(asyncio.get_running_loop())] * 2
@@ -96,7 +98,7 @@ async def test_a_sync_drain_in_an_async_test_puts_no_foreign_connection_in_the_a
     loops: list[int] = []
     bump = loop_recording_task(ajobs, loops)
     assert await every_pooled_connection_answers(app_engine) == [0] * POOL_SIZE  # pool warmed
-    job_id = bump.enqueue()  # type: ignore[attr-defined]
+    job_id = bump.enqueue()
     assert ajobs.drain().completed == [job_id]  # blocks this loop: runs on sqljobs' own loop
     assert loops != [id(asyncio.get_running_loop())]
     assert await every_pooled_connection_answers(app_engine) == [1] * POOL_SIZE
@@ -111,7 +113,7 @@ async def test_inline_from_an_async_endpoint_runs_the_job_on_its_loop_leaving_th
     bump = loop_recording_task(ajobs, loops)
     with testing.inline(ajobs):
         async with AsyncSession(app_engine) as db:  # the endpoint's session, from the app's pool
-            job_id = await bump.enqueue_async(db)  # type: ignore[attr-defined]
+            job_id = await bump.enqueue_async(db)
             await db.commit()  # runs the job here, before commit() returns
     job = ajobs.get(job_id)
     assert (job.state, job.attempt, job.errors) == (JobState.COMPLETED, 1, ())
@@ -138,7 +140,7 @@ async def test_async_helpers_and_adrain_work_in_the_tests_rolled_back_transactio
     async with async_rolled_back_transaction(test_engine) as db:
         db.add(Counter(id=1, n=0))
         await db.commit()  # releases a savepoint of the test's transaction
-        first = await bump.enqueue_async(db)  # type: ignore[attr-defined]
+        first = await bump.enqueue_async(db)
         second = await sync_bump.enqueue_async(db)
         await db.commit()
         assert testing.enqueued(ajobs) == []  # outside the test's transaction: not there
@@ -162,7 +164,7 @@ async def test_inline_runs_an_async_sessions_jobs_in_the_tests_transaction(
     async with async_rolled_back_transaction(test_engine) as db:
         with testing.inline(ajobs, db):
             db.add(Counter(id=1, n=0))
-            job_id = await bump.enqueue_async(db)  # type: ignore[attr-defined]
+            job_id = await bump.enqueue_async(db)
             await db.commit()
         job = await testing.aassert_enqueued(ajobs, bump, states=["completed"], using=db)
         assert (job.id, job.attempt, job.errors) == (job_id, 1, ())

@@ -219,3 +219,11 @@ def test_a_sync_helper_given_an_async_session_says_to_await_the_async_one(
 
     with pytest.raises(ConfigurationError, match=r"await testing\.aenqueued"):
         testing.enqueued(offline_jobs, using=AsyncSession())  # type: ignore[arg-type]
+
+
+def test_a_jobqueue_given_an_async_sessionmaker_points_to_aio_job_queue() -> None:
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    factory = async_sessionmaker(create_async_engine("sqlite+aiosqlite://"))
+    with pytest.raises(ConfigurationError, match=r"use jobs = sqljobs\.aio\.job_queue\("):
+        JobQueue(factory)  # type: ignore[arg-type]
