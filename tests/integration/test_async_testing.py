@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from sqljobs import JobQueue, JobState, testing
-from sqljobs.aio import async_url
+from sqljobs import JobQueue, JobState, SchemaNotReady, testing
+from sqljobs.aio import async_url, job_queue, sync_url
 from sqljobs.registry import Task
 from sqljobs.schema import jobs_table
 from tests.conftest import Counter
-from tests.helpers import add_counters, async_rolled_back_transaction, increment, sqlite_savepoints
+from tests.helpers import (
+    add_counters,
+    async_rolled_back_transaction,
+    counter_total,
+    increment,
+    sqlite_savepoints,
+)
 
 POOL_SIZE = 2
 
@@ -171,3 +178,40 @@ async def test_inline_runs_an_async_sessions_jobs_in_the_tests_transaction(
         assert (await db.execute(select(Counter.n))).scalar_one() == 1
     assert loops == [id(asyncio.get_running_loop())]
     assert job_rows(engine) == 0
+
+
+@pytest.mark.asyncio
+async def test_rebind_to_an_async_sessionmaker_alone_moves_the_queue_and_its_async_tasks(
+    app_engine: AsyncEngine, session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    import_time = _create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
+    jobs = job_queue(async_sessionmaker(import_time))  # the app's queue, built at import
+    loops: list[int] = []
+    bump = loop_recording_task(jobs, loops)
+    add_counters(session_factory)
+    try:
+        with jobs.rebind(async_sessionmaker(app_engine)):
+            assert jobs.engine.url.render_as_string(hide_password=False) == sync_url(db_url)
+            jobs.create_schema()
+            job_id = bump.enqueue()
+            assert (await jobs.adrain()).completed == [job_id]
+            assert jobs.get(job_id).state is JobState.COMPLETED
+        with pytest.raises(SchemaNotReady, match=r"app\.db"):
+            jobs.get(job_id)  # back on the app's database
+    finally:
+        jobs.close()
+        jobs.engine.dispose()
+        await import_time.dispose()
+    assert counter_total(session_factory) == 1
+
+
+@pytest.mark.asyncio
+async def test_missing_tables_seen_through_the_tests_async_session_name_its_database(
+    ajobs: JobQueue, test_engine: AsyncEngine
+) -> None:
+    ajobs.drop_schema()
+    async with async_rolled_back_transaction(test_engine) as db:
+        with pytest.raises(SchemaNotReady) as missing:
+            await testing.aenqueued(ajobs, using=db)
+    where = test_engine.url.render_as_string(hide_password=True)
+    assert f"the sqljobs tables are missing in {where}" in str(missing.value)
