@@ -40,12 +40,12 @@ from ..jobs import Job, JobError
 from ..registry import CONTEXT_PARAMETER, DEFAULT_MAX_ATTEMPTS, Task, TaskRegistry, make_backoff
 from ..store import JobStore, begin_write, current_binding, set_sqlite_busy_timeout
 from ._job_session import SessionGuard
-from ._loops import await_here, can_await_here, engine_for_private_loop, on_private_loop
+from ._loops import attempt_session, await_here, can_await_here
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
 from ._watch import AttemptWatch
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from ._async_runner import AsyncRunner
 
@@ -268,7 +268,7 @@ class Executor:
             except BaseException as exc:
                 return map_exception(job, task, _describe_async(exc, task, started, ctx))
         try:
-            session = self._async_session(task)
+            session = attempt_session(self._async_session_factory, task.name)
         except ConfigurationError as exc:
             return map_exception(job, task, exc)
         session.sync_session.info[JOB_SESSION_INFO] = True
@@ -303,32 +303,6 @@ class Executor:
                 await session.close()
             except Exception:
                 log.warning("closing job %s's session failed", job.id, exc_info=True)
-
-    def _async_session(self, task: Task[Any]) -> AsyncSession:
-        """The attempt's AsyncSession: in the caller's connection when bound to it, from a
-        private copy of the app's engine on sqljobs' own loop, else from the app's factory."""
-        factory: Any = self._async_session_factory
-        if factory is None:  # checked when the task is registered
-            raise AssertionError("async task with a session but no async_session_factory")
-        binding = current_binding()
-        if binding is not None:
-            if binding.async_connection is None:
-                raise ConfigurationError(
-                    f"async task {task.name} cannot join the sync connection sqljobs was given "
-                    "(an AsyncSession needs an AsyncConnection): give the test's AsyncSession "
-                    "or AsyncConnection instead, e.g. await jobs.adrain(using=session)"
-                )
-            mode = "create_savepoint"
-            session: AsyncSession = factory(
-                bind=binding.async_connection, join_transaction_mode=mode
-            )
-            return session
-        bind = factory.kw.get("bind")
-        if bind is not None and hasattr(bind, "sync_engine") and on_private_loop():
-            session = factory(bind=engine_for_private_loop(bind))
-        else:
-            session = factory()
-        return session
 
 
 def _settle(watch: AttemptWatch | None) -> None:

@@ -24,8 +24,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.pool import NullPool
 
+from ..exceptions import ConfigurationError
+from ..store import current_binding
+
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 T = TypeVar("T")
 
@@ -112,3 +115,32 @@ def _private_copy(engine: AsyncEngine) -> AsyncEngine:
     sync_engine = copy.copy(engine.sync_engine)
     sync_engine.pool = engine.sync_engine.pool.recreate()
     return AsyncEngine(sync_engine)
+
+
+def attempt_session(factory: Any, task_name: str) -> AsyncSession:
+    """An async attempt's AsyncSession from ``factory`` (the queue's async_sessionmaker): on
+    the caller's connection when the store is bound to one (a test's transaction), from this
+    loop's private engine copy on sqljobs' own loop, else from the factory as it is.
+
+    Raises:
+        ConfigurationError: when bound to a sync connection only (no AsyncConnection to join).
+    """
+    if factory is None:  # checked when the task is registered
+        raise AssertionError("async task with a session but no async_session_factory")
+    binding = current_binding()
+    if binding is not None:
+        if binding.async_connection is None:
+            raise ConfigurationError(
+                f"async task {task_name} cannot join the sync connection sqljobs was given "
+                "(an AsyncSession needs an AsyncConnection): give the test's AsyncSession "
+                "or AsyncConnection instead, e.g. await jobs.adrain(using=session)"
+            )
+        mode = "create_savepoint"
+        session: AsyncSession = factory(bind=binding.async_connection, join_transaction_mode=mode)
+        return session
+    bind = factory.kw.get("bind")
+    if bind is not None and hasattr(bind, "sync_engine") and on_private_loop():
+        session = factory(bind=engine_for_private_loop(bind))
+    else:
+        session = factory()
+    return session
