@@ -21,6 +21,12 @@ import sqljobs
 from tests import capabilities, databases
 
 DIALECTS = list(capabilities.DIALECTS)
+#: The async drivers each database's async tests run with (the ``async_driver`` fixture).
+ASYNC_DRIVERS = {
+    "sqlite": ["aiosqlite"],
+    "postgresql": ["asyncpg", "psycopg_async"],
+    "mariadb": ["aiomysql"],
+}
 
 
 def _dialects_to_run() -> list[str]:
@@ -117,7 +123,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         pytest.fail(f"{metafunc.definition.nodeid}: its markers leave no database to run on")
     # An empty list (every database it runs on left out by SQLJOBS_TEST_DIALECTS) is
     # reported by pytest as a skip.
-    metafunc.parametrize("dialect", [d for d in chosen if d in DIALECTS_TO_RUN])
+    chosen = [d for d in chosen if d in DIALECTS_TO_RUN]
+    if "async_driver" in metafunc.fixturenames:
+        # Async tests run once per async driver of each database (PostgreSQL has two).
+        pairs = [(d, driver) for d in chosen for driver in ASYNC_DRIVERS[d]]
+        metafunc.parametrize(("dialect", "async_driver"), pairs, ids=[f"{d}-{a}" for d, a in pairs])
+        return
+    metafunc.parametrize("dialect", chosen)
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from types import ModuleType
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Engine, event, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
 from sqljobs import JobQueue
@@ -152,3 +153,48 @@ def app_module(name: str, db_url: str, **env: str) -> Iterator[ModuleType]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def sqlite_savepoints(engine: Engine) -> None:
+    """SQLAlchemy's recipe for real SAVEPOINTs on pysqlite/aiosqlite (their driver begins and
+    ends transactions on its own otherwise): what a rollback-per-test fixture on SQLite needs.
+    For an AsyncEngine pass ``engine.sync_engine``."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+@contextmanager
+def rolled_back_transaction(engine: Engine) -> Iterator[Session]:
+    """The rollback-per-test pattern: a Session joining one outer transaction (its commits
+    release savepoints), rolled back at the end. ``engine`` went through
+    :func:`sqlite_savepoints` on SQLite."""
+    with engine.connect() as connection:
+        outer = connection.begin()
+        session = Session(bind=connection, join_transaction_mode="create_savepoint")
+        try:
+            yield session
+        finally:
+            session.close()
+            outer.rollback()
+
+
+@asynccontextmanager
+async def async_rolled_back_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """:func:`rolled_back_transaction` for an AsyncEngine (an AsyncSession on the outer
+    transaction's AsyncConnection)."""
+    async with engine.connect() as connection:
+        outer = await connection.begin()
+        session = AsyncSession(bind=connection, join_transaction_mode="create_savepoint")
+        try:
+            yield session
+        finally:
+            await session.close()
+            await outer.rollback()

@@ -25,6 +25,7 @@ session and one transaction. Only this module imports FastAPI.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -188,6 +189,7 @@ def enqueuer(get_session: Callable[..., Any]) -> Callable[..., Enqueuer]:
     ``Depends(get_session)`` and the enqueuer see the same session and transaction.
     """
 
+    _check_dependency(get_session, wants_async=False)
     provided = Depends(get_session)
 
     def sqljobs_enqueuer(session: Any = provided) -> Enqueuer:
@@ -212,6 +214,7 @@ def async_enqueuer(get_session: Callable[..., Any]) -> Callable[..., AsyncEnqueu
     """A dependency giving an :class:`AsyncEnqueuer` bound to the ``AsyncSession`` that
     ``get_session`` provides (the same one the endpoint gets)."""
 
+    _check_dependency(get_session, wants_async=True)
     provided = Depends(get_session)
 
     def sqljobs_async_enqueuer(session: Any = provided) -> AsyncEnqueuer:
@@ -223,6 +226,32 @@ def async_enqueuer(get_session: Callable[..., Any]) -> Callable[..., AsyncEnqueu
         return AsyncEnqueuer(session)
 
     return sqljobs_async_enqueuer
+
+
+def _check_dependency(get_session: Callable[..., Any], *, wants_async: bool) -> None:
+    """Refuse, when the dependency is declared (app start-up, not the first request), a
+    session dependency of the other kind: an ``async def`` one for :func:`enqueuer`, one
+    that is sync or declared to give a sync ``Session`` for :func:`async_enqueuer`."""
+    if not callable(get_session):
+        raise ConfigurationError(
+            f"{'async_' if wants_async else ''}enqueuer() takes the app's session dependency "
+            f"(the function endpoints use in Depends(...)), not {type(get_session).__name__}"
+        )
+    is_async = inspect.iscoroutinefunction(get_session) or inspect.isasyncgenfunction(get_session)
+    declared = str(inspect.signature(get_session).return_annotation)
+    gives_sync_session = "Session" in declared and "AsyncSession" not in declared
+    if wants_async and (gives_sync_session or (inspect.isgeneratorfunction(get_session))):
+        if "AsyncSession" not in declared:
+            raise ConfigurationError(
+                f"async_enqueuer({_name(get_session)}): that dependency is sync and gives a "
+                "sync Session; use sqljobs.fastapi.enqueuer(...), or pass the async "
+                "dependency that yields the endpoints' AsyncSession"
+            )
+    if not wants_async and is_async:
+        raise ConfigurationError(
+            f"enqueuer({_name(get_session)}): that dependency is async (it gives an "
+            "AsyncSession); use sqljobs.fastapi.async_enqueuer(...) and await the enqueue call"
+        )
 
 
 def _name(dependency: Callable[..., Any]) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import events
 from ._administration import QueueAdministration
+from ._binding import QueueBinding
 from ._bulk_admin import BulkAdministration
 from ._commit_hooks import report_on_commit
 from ._keyring import Keyring, SecretKeys
@@ -33,18 +34,14 @@ from .registry import (
     timeout_seconds,
 )
 from .retry import Backoff
-from .store import JobStore, dispose_pool_after_fork, set_sqlite_busy_timeout
-from .store._pooling import Pooler
-from .store._pooling import configure as configure_pooling
+from .store import Binding, bound_to, current_binding, external_binding
+from .store._pooling import Listening, Pooler
 from .unique import Unique
 from .worker import Worker
 from .worker._async_runner import AsyncRunner
-from .worker._drain import DrainResult, drain
-from .worker._executor import Executor
-from .worker._inline import InlineRunner
+from .worker._drain import DrainResult
 from .worker._lifespan import WorkerLifespan
 from .worker._parts import WorkerParts
-from .worker._runner import JobRunner
 
 __all__ = ["DrainResult", "JobQueue"]
 
@@ -55,7 +52,7 @@ log = logging.getLogger("sqljobs")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class JobQueue(QueueAdministration, BulkAdministration):
+class JobQueue(QueueAdministration, BulkAdministration, QueueBinding):
     """Durable background jobs in the application's own database.
 
     Args:
@@ -99,6 +96,13 @@ class JobQueue(QueueAdministration, BulkAdministration):
         pooler: Pooler | None = None,
         listen: bool | str | Engine = True,
     ) -> None:
+        if type(session_factory).__name__ == "async_sessionmaker":
+            raise ConfigurationError(
+                "JobQueue(async_sessionmaker) needs a sync sessionmaker as well (sqljobs keeps "
+                "its own bookkeeping on a sync engine): for an app with only an async engine "
+                "use jobs = sqljobs.aio.job_queue(AsyncSessionLocal), which derives it, or "
+                "JobQueue(SessionLocal, async_session_factory=AsyncSessionLocal)"
+            )
         if not isinstance(session_factory, sessionmaker):
             raise ConfigurationError(
                 "JobQueue needs the app's sessionmaker (e.g. SessionLocal = sessionmaker(engine)),"
@@ -110,12 +114,12 @@ class JobQueue(QueueAdministration, BulkAdministration):
                 "the sessionmaker is not bound to an Engine: create it with "
                 "sessionmaker(engine), or pass JobQueue(..., engine=engine)"
             )
-        self.session_factory = session_factory
-        self.async_session_factory = async_session_factory
-        self.engine = bind
-        self.store = JobStore(bind)
-        self.store.listening = configure_pooling(bind, pooler=pooler, listen=listen)
-        self._own_listen_engine = isinstance(listen, str)
+        #: How the engine reaches the database (a pooler) and how workers listen: applied to
+        #: each store this queue binds (see ``_binding.py``).
+        self._pooler = pooler
+        self._listen = listen
+        self._home_engine: Engine | None = None
+        self._home_listening: Listening | None = None
         self.registry = TaskRegistry()
         #: Periodic tasks (see :meth:`periodic`), enqueued by every running worker.
         self.schedules: list[Schedule] = []
@@ -131,21 +135,9 @@ class JobQueue(QueueAdministration, BulkAdministration):
         self.lifespan_workers = True
         self._async_runner: AsyncRunner | None = None
         self._runner_lock = threading.Lock()
-        self.runner = JobRunner(
-            store=self.store,
-            executor=Executor(
-                registry=self.registry,
-                store=self.store,
-                session_factory=session_factory,
-                async_session_factory=async_session_factory,
-                async_runner=self._get_async_runner,
-            ),
-            bus=self.events,
-        )
-        self._inline_runner = InlineRunner(store=self.store, runner=self.runner)
         self._workers: weakref.WeakSet[Worker] = weakref.WeakSet()
-        dispose_pool_after_fork(bind)
-        set_sqlite_busy_timeout(bind)
+        self._bind(session_factory, async_session_factory, bind)
+        self._bind(session_factory, async_session_factory, bind)
 
     def __repr__(self) -> str:
         return f"<JobQueue {self.engine.url.render_as_string(hide_password=True)!r}>"
@@ -294,7 +286,9 @@ class JobQueue(QueueAdministration, BulkAdministration):
         reserved = self.inline and not isinstance(session, Connection)
         reserve_for = self._inline_runner.reservation if reserved else None
         ids = self.store.enqueue(session, rows, reserve_for=reserve_for)
-        committed = partial(self._committed, reserved=reserved)
+        # A session joining a test's outer transaction: its jobs run in that transaction.
+        binding = current_binding() or (external_binding(session) if session else None)
+        committed = partial(self._committed, reserved=reserved, binding=binding)
         if isinstance(session, Session):
             report_on_commit(session, ids, rows, committed)
         else:  # committed already, or a Connection whose commit we cannot see
@@ -324,17 +318,22 @@ class JobQueue(QueueAdministration, BulkAdministration):
         ids = await session.run_sync(
             lambda sync_session: self.store.enqueue(sync_session, rows, reserve_for=reserve_for)
         )
-        report_on_commit(
-            session.sync_session, ids, rows, partial(self._committed, reserved=reserved)
-        )
+        bind: Any = session.bind  # an AsyncConnection: the test's outer transaction
+        connection = getattr(bind, "sync_connection", None)
+        binding = Binding(connection, bind) if isinstance(connection, Connection) else None
+        committed = partial(self._committed, reserved=reserved, binding=binding)
+        report_on_commit(session.sync_session, ids, rows, committed)
         return ids
 
-    def _committed(self, ids: list[int], rows: list[NewJob], *, reserved: bool) -> None:
+    def _committed(
+        self, ids: list[int], rows: list[NewJob], *, reserved: bool, binding: Binding | None
+    ) -> None:
         self.events.emit(events.JOB_ENQUEUED, job_ids=ids, new_jobs=rows)
-        if reserved:
-            self._inline_runner.run(ids, raise_errors=self.raise_inline_errors)
-        else:
-            self._wake(ids)
+        with bound_to(binding):
+            if reserved:
+                self._inline_runner.run(ids, raise_errors=self.raise_inline_errors)
+            else:
+                self._wake(ids)
 
     def _wake(self, ids: Sequence[int]) -> None:
         for worker in list(self._workers):
@@ -375,16 +374,14 @@ class JobQueue(QueueAdministration, BulkAdministration):
 
     def close(self) -> None:
         """Stop the event loop used by async tasks (if sqljobs started one), first closing the
-        async engine's pooled connections, which belong to that loop."""
-        if self._own_listen_engine and self.store.listening.engine is not None:
-            self.store.listening.engine.dispose()  # made here from listen= a URL
+        connections opened there (by a private copy of the app's async engine: see
+        ``worker/_loops.py``), which belong to that loop; and the LISTEN engine made from
+        ``listen=`` a URL."""
+        self._dispose_own_listen_engine()
         with self._runner_lock:
             runner, self._async_runner = self._async_runner, None
-        if runner is None:
-            return
-        factory = self.async_session_factory
-        async_engine = factory.kw.get("bind") if factory is not None else None
-        runner.close(cleanup=async_engine.dispose if async_engine is not None else None)
+        if runner is not None:
+            runner.close()
 
     def lifespan(self, app: object = None) -> AbstractAsyncContextManager[Any]:
         """An in-process worker living as long as an ASGI app: ``FastAPI(lifespan=jobs.lifespan)``.
@@ -395,31 +392,3 @@ class JobQueue(QueueAdministration, BulkAdministration):
         """
 
         return WorkerLifespan(self)(app)
-
-    def drain(
-        self,
-        *,
-        queues: Sequence[str] | None = None,
-        ids: Sequence[int] | None = None,
-        include_scheduled: bool = False,
-        max_jobs: int | None = None,
-    ) -> DrainResult:
-        """Run due jobs one by one in the calling thread until none is left.
-
-        Deterministic and synchronous, for tests and scripts: same claim, session and outcome
-        handling as a worker. ``include_scheduled`` also runs jobs whose ``run_at`` (delay or
-        retry backoff) lies in the future.
-        """
-        return drain(
-            store=self.store,
-            runner=self.runner,
-            known_queues=self._known_queues,
-            queues=queues,
-            ids=ids,
-            include_scheduled=include_scheduled,
-            max_jobs=max_jobs,
-        )
-
-    def _known_queues(self) -> list[str]:
-        queues, _tasks = self.store.job_names()
-        return sorted(set(self.registry.queues()) | set(queues))

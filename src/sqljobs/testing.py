@@ -9,7 +9,13 @@ Example:
     ...     assert captured.drain().completed == [job.id]
 
 With pytest, the fixtures of :mod:`sqljobs.pytest_plugin` wrap these (``jobs_inline``,
-``jobs_captured``, ``jobs_drain``, ``jobs_reset``, ``jobs_no_worker``).
+``jobs_captured``, ``jobs_drain``, ``jobs_adrain``, ``jobs_reset``, ``jobs_no_worker``).
+
+A test that runs in one transaction rolled back afterwards (the rollback-per-test pattern)
+passes the session or connection it uses as ``using=``: :func:`enqueued`,
+:func:`assert_enqueued`, :func:`refute_enqueued`, :func:`inline` and ``drain`` then read and
+run the jobs in that transaction (``aenqueued``, ``aassert_enqueued``, ``arefute_enqueued``
+and ``adrain`` for an ``AsyncSession`` or ``AsyncConnection``). See docs/testing.md.
 """
 
 from __future__ import annotations
@@ -17,17 +23,30 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Connection
 
 from . import events
+from ._binding import Using, binding_for, run_in_greenlet
+from .exceptions import ConfigurationError
 from .jobqueue import DrainResult, JobQueue
 from .jobs import PENDING_STATES, Job, JobState
 from .registry import Task
+from .store import Binding, bound_to
 from .worker._lifespan import WorkerLifespan
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+    AsyncUsing = AsyncSession | AsyncConnection
 
 __all__ = [
     "Captured",
     "DrainResult",
+    "aassert_enqueued",
+    "aenqueued",
+    "arefute_enqueued",
     "assert_enqueued",
     "capture",
     "enqueued",
@@ -42,7 +61,12 @@ _LIMIT = 10_000
 
 
 @contextmanager
-def inline(jobs: JobQueue, *, raise_errors: bool = True) -> Iterator[JobQueue]:
+def inline(
+    jobs: JobQueue,
+    using: Using | AsyncUsing | None = None,
+    *,
+    raise_errors: bool = True,
+) -> Iterator[JobQueue]:
     """Within the block, every due job enqueued in this process runs in the thread that
     commits it (or enqueues it, without a session), before ``commit()`` returns - even while
     workers run: no worker can take it first.
@@ -51,13 +75,52 @@ def inline(jobs: JobQueue, *, raise_errors: bool = True) -> Iterator[JobQueue]:
     discarded first, as a worker would); ``raise_errors=False`` only logs it. Jobs enqueued
     with a delay stay scheduled, and a failed job's retries are left to workers or
     :meth:`~sqljobs.JobQueue.drain`.
+
+    Jobs enqueued in a session that joins an outer transaction (bound to a ``Connection`` or
+    ``AsyncConnection``, as in the rollback-per-test pattern) run in that transaction, each
+    in a savepoint, with a job session joining it too; an ``AsyncSession``'s async tasks run
+    on its loop. ``using``, the test's session or connection, does the same for what this
+    context (thread or asyncio task) enqueues without a session.
+
+    Raises:
+        ConfigurationError: when a task of ``jobs`` belongs to another queue (added with
+            ``registry.add``): its enqueues go to that queue, so nothing would run inline.
     """
+    foreign = sorted(name for name, task in jobs.registry.items() if task.owner is not jobs)
+    if foreign:
+        owner = jobs.registry[foreign[0]].owner
+        raise ConfigurationError(
+            f"task(s) {', '.join(foreign)} were registered with another queue ({owner!r}) and "
+            f"added to this one ({jobs!r}): their enqueues go to their own queue, so inline "
+            "mode here would run nothing. Point the app's queue at the test database instead "
+            "of making a second one: jobs.rebind(TestSessionLocal), then testing.inline(jobs)"
+        )
     previous = jobs.inline, jobs.raise_inline_errors
     jobs.inline, jobs.raise_inline_errors = True, raise_errors
     try:
-        yield jobs
+        with bound_to(_sync_binding(using)):
+            yield jobs
     finally:
         jobs.inline, jobs.raise_inline_errors = previous
+
+
+def _sync_binding(using: Any) -> Binding | None:
+    """The binding of ``using`` without awaiting: an AsyncSession bound to an AsyncConnection
+    (or that AsyncConnection) gives its sync connection, used from its greenlets only."""
+    if using is None:
+        return None
+    bind = getattr(using, "bind", None)
+    async_connection: Any = bind if hasattr(bind, "sync_connection") else using
+    if not hasattr(async_connection, "sync_connection"):
+        return binding_for(using)  # a sync Session or Connection
+    connection = async_connection.sync_connection
+    if not isinstance(connection, Connection):
+        raise ConfigurationError(
+            "using= got an AsyncSession that is not bound to a started AsyncConnection: "
+            "for the rollback-per-test pattern, bind it to the test's connection "
+            "(AsyncSession(bind=connection, join_transaction_mode='create_savepoint'))"
+        )
+    return Binding(connection, async_connection)
 
 
 @contextmanager
@@ -116,17 +179,26 @@ class Captured:
         with self._lock:
             self._ids.extend(i for i in data["job_ids"] if i not in self._ids)
 
-    def drain(self, *, include_scheduled: bool = False) -> DrainResult:
+    def drain(self, *, include_scheduled: bool = False, using: Using | None = None) -> DrainResult:
         """Run the captured jobs that are due (like :meth:`JobQueue.drain`), then those they
-        enqueue while the block is still open; jobs of other tests are left alone."""
-        result = DrainResult()
-        done: set[int] = set()
-        while fresh := [job_id for job_id in self.ids if job_id not in done]:
-            done.update(fresh)
-            step = self.queue.drain(ids=fresh, include_scheduled=include_scheduled)
-            for outcome in ("completed", "failed", "discarded", "cancelled", "snoozed"):
-                getattr(result, outcome).extend(getattr(step, outcome))
-        return result
+        enqueue while the block is still open; jobs of other tests are left alone.
+        ``using``: the test's Session or Connection, whose transaction the jobs run in."""
+        with bound_to(binding_for(using) if using is not None else None):
+            result = DrainResult()
+            done: set[int] = set()
+            while fresh := [job_id for job_id in self.ids if job_id not in done]:
+                done.update(fresh)
+                step = self.queue.drain(ids=fresh, include_scheduled=include_scheduled)
+                for outcome in ("completed", "failed", "discarded", "cancelled", "snoozed"):
+                    getattr(result, outcome).extend(getattr(step, outcome))
+            return result
+
+    async def adrain(
+        self, *, include_scheduled: bool = False, using: AsyncUsing | None = None
+    ) -> DrainResult:
+        """:meth:`drain` from ``async def`` code: async tasks run on the caller's loop
+        (see :meth:`JobQueue.adrain`); ``using``: the test's AsyncSession or AsyncConnection."""
+        return await run_in_greenlet(using, lambda: self.drain(include_scheduled=include_scheduled))
 
 
 @contextmanager
@@ -152,14 +224,26 @@ def enqueued(
     task: Task[Any] | str | None = None,
     *,
     states: Iterable[JobState | str] | None = None,
+    using: Using | None = None,
     **args: Any,
 ) -> list[Job]:
     """Jobs oldest first, optionally only those of ``task`` whose arguments include ``args``.
 
     ``where`` is the queue, or a :class:`Captured` for only the jobs it captured. ``states``
     defaults to the waiting ones (scheduled, available, retryable); ``states=JobState`` shows
-    every state.
+    every state. ``using``: the test's Session or Connection, to read in its transaction
+    (``await aenqueued(...)`` for async ones).
     """
+    with bound_to(binding_for(using) if using is not None else None):
+        return _enqueued(where, task, states, args)
+
+
+def _enqueued(
+    where: JobQueue | Captured,
+    task: Task[Any] | str | None,
+    states: Iterable[JobState | str] | None,
+    args: dict[str, Any],
+) -> list[Job]:
     queue, ids = (where.queue, where.ids) if isinstance(where, Captured) else (where, None)
     if ids is not None and not ids:
         return []
@@ -175,16 +259,27 @@ def assert_enqueued(
     task: Task[Any] | str,
     *,
     states: Iterable[JobState | str] | None = None,
+    using: Using | None = None,
     **args: Any,
 ) -> Job:
     """Assert exactly one job of ``task`` with these arguments (in ``states``, by default
     waiting) exists; return it. See :func:`enqueued`."""
+    with bound_to(binding_for(using) if using is not None else None):
+        return _assert_enqueued(where, task, states, args)
+
+
+def _assert_enqueued(
+    where: JobQueue | Captured,
+    task: Task[Any] | str,
+    states: Iterable[JobState | str] | None,
+    args: dict[str, Any],
+) -> Job:
     chosen = None if states is None else list(states)
-    found = enqueued(where, task, states=chosen, **args)
+    found = _enqueued(where, task, chosen, args)
     name = task.name if isinstance(task, Task) else task
     if len(found) != 1:
         kind = "waiting" if chosen is None else "/".join(JobState(s).value for s in chosen)
-        others = [(job.id, job.args) for job in enqueued(where, task, states=chosen)]
+        others = [(job.id, job.args) for job in _enqueued(where, task, chosen, {})]
         raise AssertionError(
             f"expected one {kind} {name} job with {args}, found {len(found)}; "
             f"{kind} {name} jobs: {others}"
@@ -197,13 +292,61 @@ def refute_enqueued(
     task: Task[Any] | str,
     *,
     states: Iterable[JobState | str] | None = None,
+    using: Using | None = None,
     **args: Any,
 ) -> None:
     """Assert no job of ``task`` with these arguments (in ``states``, by default waiting)
     exists. See :func:`enqueued`."""
-    found = enqueued(where, task, states=states, **args)
+    with bound_to(binding_for(using) if using is not None else None):
+        _refute_enqueued(where, task, states, args)
+
+
+def _refute_enqueued(
+    where: JobQueue | Captured,
+    task: Task[Any] | str,
+    states: Iterable[JobState | str] | None,
+    args: dict[str, Any],
+) -> None:
+    found = _enqueued(where, task, states, args)
     if found:
         raise AssertionError(f"expected no such job, found {[(j.id, j.args) for j in found]}")
+
+
+async def aenqueued(
+    where: JobQueue | Captured,
+    task: Task[Any] | str | None = None,
+    *,
+    states: Iterable[JobState | str] | None = None,
+    using: AsyncUsing | None = None,
+    **args: Any,
+) -> list[Job]:
+    """:func:`enqueued` for ``async def`` tests; ``using``: the test's AsyncSession or
+    AsyncConnection, to read in its transaction."""
+    return await run_in_greenlet(using, lambda: _enqueued(where, task, states, args))
+
+
+async def aassert_enqueued(
+    where: JobQueue | Captured,
+    task: Task[Any] | str,
+    *,
+    states: Iterable[JobState | str] | None = None,
+    using: AsyncUsing | None = None,
+    **args: Any,
+) -> Job:
+    """:func:`assert_enqueued` for ``async def`` tests (see :func:`aenqueued`)."""
+    return await run_in_greenlet(using, lambda: _assert_enqueued(where, task, states, args))
+
+
+async def arefute_enqueued(
+    where: JobQueue | Captured,
+    task: Task[Any] | str,
+    *,
+    states: Iterable[JobState | str] | None = None,
+    using: AsyncUsing | None = None,
+    **args: Any,
+) -> None:
+    """:func:`refute_enqueued` for ``async def`` tests (see :func:`aenqueued`)."""
+    await run_in_greenlet(using, lambda: _refute_enqueued(where, task, states, args))
 
 
 def _includes(actual: Any, expected: dict[str, Any]) -> bool:

@@ -223,32 +223,34 @@ def test_enabled_false_keeps_the_apps_lifespan_without_a_worker(jobs: JobQueue) 
     assert jobs.get(job_id).state is JobState.AVAILABLE  # left to `sqljobs worker` processes
 
 
-def test_the_wrong_kind_of_session_gets_a_clear_error(
-    jobs: JobQueue, session_factory: sessionmaker[Session]
-) -> None:
+def test_the_wrong_kind_of_session_dependency_is_refused_at_start_up() -> None:
     def get_db() -> Iterator[Session]:
-        with session_factory() as db:
+        with Session() as db:
             yield db
 
+    async def get_async_db() -> AsyncIterator[AsyncSession]:
+        yield AsyncSession()
+
+    # Where the app declares Depends(...) (module import), not at its first request.
+    with pytest.raises(ConfigurationError, match=r"get_db\): that dependency is sync .*enqueuer"):
+        async_enqueuer(get_db)
+    with pytest.raises(ConfigurationError, match=r"is async .*use sqljobs\.fastapi\.async_enq"):
+        enqueuer(get_async_db)
+
+
+def test_a_dependency_giving_no_session_gets_a_clear_error() -> None:
     def get_nothing() -> str:
         return "not a session"
 
     app = FastAPI()
-    wrong_kind, not_a_session = Depends(async_enqueuer(get_db)), Depends(enqueuer(get_nothing))
-
-    @app.post("/async-enqueuer-on-sync-session")
-    async def wrong(enqueue: AsyncEnqueuer = wrong_kind) -> None:
-        pass
+    not_a_session = Depends(enqueuer(get_nothing))
 
     @app.post("/not-a-session")
     def nothing(enqueue: Enqueuer = not_a_session) -> None:
         pass
 
-    with TestClient(app) as client:
-        with pytest.raises(ConfigurationError, match=r"use sqljobs\.fastapi\.enqueuer"):
-            client.post("/async-enqueuer-on-sync-session")
-        with pytest.raises(ConfigurationError, match="not a SQLAlchemy Session"):
-            client.post("/not-a-session")
+    with TestClient(app) as client, pytest.raises(ConfigurationError, match="not a SQLAlchemy"):
+        client.post("/not-a-session")
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ LAYER_NAMES = {
 #: Top-level modules by layer; sqljobs.store.* and sqljobs.worker.* are layers of their own.
 TOP_LEVEL = {
     "sqljobs._utils": VOCABULARY,
+    "sqljobs._urls": VOCABULARY,
     "sqljobs._arguments": VOCABULARY,
     "sqljobs._conversions": VOCABULARY,
     "sqljobs._secrets": VOCABULARY,
@@ -50,6 +51,7 @@ TOP_LEVEL = {
     "sqljobs._administration": FACADE,
     "sqljobs._bulk_admin": FACADE,
     "sqljobs._commit_hooks": FACADE,
+    "sqljobs._binding": FACADE,
     "sqljobs": INTERFACE,
     "sqljobs.__main__": INTERFACE,
     "sqljobs.fastapi": INTERFACE,

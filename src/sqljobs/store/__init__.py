@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..jobs import NewJob
 from ._base import MAX_ERRORS_KEPT, NOTIFY_CHANNEL, JobFilters, row_to_job
+from ._bound import Binding, bound_to, current_binding, engine_of, external_binding
 from ._dialects import (
     DialectSupport,
     begin_write,
@@ -26,14 +27,19 @@ from ._sessions import SessionConnection
 __all__ = [
     "MAX_ERRORS_KEPT",
     "NOTIFY_CHANNEL",
+    "Binding",
     "DialectSupport",
     "JobFilters",
     "JobStore",
     "NewJob",
     "SessionConnection",
     "begin_write",
+    "bound_to",
     "check_worker_engine",
+    "current_binding",
     "dispose_pool_after_fork",
+    "engine_of",
+    "external_binding",
     "pool_capacity",
     "row_to_job",
     "set_sqlite_busy_timeout",

@@ -20,10 +20,11 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .._secrets import erased, has_secrets
 from .._utils import utcnow
-from ..exceptions import OutcomeUnknown, SchemaNotReady, StoreError
+from ..exceptions import ConfigurationError, OutcomeUnknown, SchemaNotReady, StoreError
 from ..jobs import FINISHED_STATES, Job, JobError, JobState
 from ..schema import jobs_table, metadata, queues_table, workers_table
 from . import _dialects, _pooling, _statements, _upgrade
+from ._bound import current_binding
 
 log = logging.getLogger("sqljobs.store")
 
@@ -253,6 +254,9 @@ class StoreBase:
         :class:`OutcomeUnknown`. Errors the database answered (deadlock, busy) rolled it back
         and are retried as for any work.
         """
+        binding = current_binding()
+        if binding is not None:
+            return self._run_bound(binding.connection, work, what)
         engine = self._autocommit_engine if single_statement else self._bookkeeping_engine
         for attempt in range(1, _TRANSIENT_RETRIES + 1):
             sent = False
@@ -287,6 +291,21 @@ class StoreBase:
                 raise StoreError(f"{what} failed: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _run_bound(self, conn: Connection, work: Callable[[Connection], T], what: str) -> T:
+        """``work`` in a savepoint of the caller's connection (see ``store/_bound.py``)."""
+        if conn.dialect.name != self.engine.dialect.name:
+            where = conn.engine.url.render_as_string(hide_password=True)
+            raise ConfigurationError(
+                f"the connection given to sqljobs is on {where} ({conn.dialect.name}), but the "
+                f"queue's database is {self.engine.dialect.name}: point the queue at the test "
+                "database first with jobs.rebind(TestSessionLocal)"
+            )
+        try:
+            with conn.begin_nested():
+                return work(conn)
+        except SQLAlchemyError as exc:
+            raise self.wrap(exc, what, conn.engine) from exc
+
     @staticmethod
     def _outcome_unknown(what: str, exc: Exception) -> OutcomeUnknown:
         lines = str(getattr(exc, "orig", exc)).strip().splitlines()
@@ -298,7 +317,9 @@ class StoreBase:
             "Unique(...) key, whose enqueues sqljobs repeats safely on its own."
         )
 
-    def wrap(self, exc: SQLAlchemyError, what: str) -> StoreError:
+    def wrap(self, exc: SQLAlchemyError, what: str, engine: Engine | None = None) -> StoreError:
+        """The StoreError for ``exc``; missing tables name the database they are missing in
+        (``engine``: where the statement ran, by default the store's)."""
         text = str(getattr(exc, "orig", exc)).strip()
         message = text.lower()
         missing_column = (
@@ -326,7 +347,7 @@ class StoreBase:
         if "sqljobs_" in message and (
             "no such table" in message or "does not exist" in message or "doesn't exist" in message
         ):
-            return SchemaNotReady(missing_tables_message(self.engine))
+            return SchemaNotReady(missing_tables_message(engine or self.engine))
         return StoreError(f"{what} failed: {exc}")
 
     def _rowcount(

@@ -34,6 +34,7 @@ from ._base import (
     _queues,
     row_to_job,
 )
+from ._bound import engine_of
 from ._bulk import BulkStore
 from ._leases import LeaseStore
 
@@ -122,7 +123,7 @@ class JobStore(LeaseStore, BulkStore):
             try:
                 return insert_notify(executor)
             except SQLAlchemyError as exc:
-                raise self.wrap(exc, "enqueue") from exc
+                raise self.wrap(exc, "enqueue", engine_of(executor)) from exc
 
         def insert_rows(target: Session | Connection) -> list[int]:
             if self.support.listen_notify:
@@ -154,7 +155,7 @@ class JobStore(LeaseStore, BulkStore):
         try:
             return insert_rows(executor)
         except SQLAlchemyError as exc:
-            raise self.wrap(exc, "enqueue") from exc
+            raise self.wrap(exc, "enqueue", engine_of(executor)) from exc
 
     def _insert_arrays(
         self, target: Session | Connection, rows: list[dict[str, Any]], now: datetime

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from ._loops import close_private_loop, register_private_loop
+
 T = TypeVar("T")
 
 
@@ -43,6 +45,7 @@ class AsyncRunner:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
+                register_private_loop(loop)
                 ready = threading.Event()
 
                 def run() -> None:
@@ -92,6 +95,7 @@ class AsyncRunner:
             return
 
         async def shutdown() -> None:
+            await close_private_loop()
             if cleanup is not None:
                 await cleanup()
             await loop.shutdown_asyncgens()

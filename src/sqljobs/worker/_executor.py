@@ -26,6 +26,7 @@ from ..context import JOB_SESSION_INFO, JobContext, running_with_session
 from ..exceptions import (
     ArgumentsDoNotFit,
     Cancel,
+    ConfigurationError,
     InvalidArguments,
     JobSessionMisused,
     JobTimeout,
@@ -37,8 +38,9 @@ from ..exceptions import (
 )
 from ..jobs import Job, JobError
 from ..registry import CONTEXT_PARAMETER, DEFAULT_MAX_ATTEMPTS, Task, TaskRegistry, make_backoff
-from ..store import JobStore, begin_write, set_sqlite_busy_timeout
+from ..store import JobStore, begin_write, current_binding, set_sqlite_busy_timeout
 from ._job_session import SessionGuard
+from ._loops import attempt_session, await_here, can_await_here
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
 from ._watch import AttemptWatch
 
@@ -159,7 +161,10 @@ class Executor:
         if task.wants_context:
             kwargs[CONTEXT_PARAMETER] = ctx
         if task.is_async:
-            return self._async_runner().run(self._execute_async(task, job, kwargs, ctx))
+            attempt = self._execute_async(task, job, kwargs, ctx)
+            if can_await_here():  # the caller's loop (AsyncSession.commit, adrain): run there
+                return await_here(attempt)
+            return self._async_runner().run(attempt)
         if task.wants_session:
             return self._execute_with_session(task, job, kwargs, watch)
         return self._execute_plain(task, job, kwargs)
@@ -189,7 +194,14 @@ class Executor:
         self, task: Task[Any], job: Job, kwargs: dict[str, Any], watch: AttemptWatch | None
     ) -> Outcome:
         started = time.monotonic()
-        session = self._session_factory()
+        binding = current_binding()
+        session = (
+            self._session_factory()
+            if binding is None
+            else self._session_factory(
+                bind=binding.connection, join_transaction_mode="create_savepoint"
+            )
+        )
         session.info[JOB_SESSION_INFO] = True
         guard = SessionGuard(session, task.name)
         try:
@@ -197,9 +209,9 @@ class Executor:
                 self._attach(session, watch, task)
             # Begun before the task on every database, so a task's session.begin() fails alike.
             connection = session.connection()
-            if self._store.support.single_writer:
+            if self._store.support.single_writer and binding is None:
                 begin_write(connection)
-            if task.timeout is not None and self._store.support.statement_timeout:
+            if task.timeout is not None and self._store.support.statement_timeout and not binding:
                 session.execute(_STATEMENT_TIMEOUT, {"ms": str(int(task.timeout * 1000))})
             with running_with_session(self._store.engine, session):
                 result = task.func(session=session, **kwargs)
@@ -255,14 +267,15 @@ class Executor:
                 return Completed(result=_stored_result(result), persisted=False)
             except BaseException as exc:
                 return map_exception(job, task, _describe_async(exc, task, started, ctx))
-        if self._async_session_factory is None:  # checked when the task is registered
-            raise AssertionError("async task with a session but no async_session_factory")
-        session = self._async_session_factory()
+        try:
+            session = attempt_session(self._async_session_factory, task.name)
+        except ConfigurationError as exc:
+            return map_exception(job, task, exc)
         session.sync_session.info[JOB_SESSION_INFO] = True
         guard = SessionGuard(session.sync_session, task.name)
         try:
             connection = await session.connection()
-            if self._store.support.single_writer:
+            if self._store.support.single_writer and current_binding() is None:
                 await connection.run_sync(begin_write)
             with running_with_session(self._store.engine, session):
                 result = await _cancellable(task.func(session=session, **kwargs), task.timeout, ctx)
