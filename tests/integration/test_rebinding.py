@@ -227,3 +227,26 @@ def test_a_jobqueue_given_an_async_sessionmaker_points_to_aio_job_queue() -> Non
     factory = async_sessionmaker(create_async_engine("sqlite+aiosqlite://"))
     with pytest.raises(ConfigurationError, match=r"use jobs = sqljobs\.aio\.job_queue\("):
         JobQueue(factory)  # type: ignore[arg-type]
+
+
+@pytest.mark.dialects("postgresql", reason="poolers and LISTEN are PostgreSQL's")
+def test_a_rebound_queue_keeps_its_pooler_setting_and_gets_its_listen_plan_back(
+    db_url: str,
+) -> None:
+    home, test_engine = create_engine(db_url), create_engine(db_url)
+    direct = create_engine(db_url)
+    jobs = JobQueue(sessionmaker(home), pooler="transaction", listen=direct)
+    try:
+        home_plan = jobs.store.listening
+        assert (home_plan.mode, home_plan.engine) == ("direct", direct)
+        with jobs.rebind(sessionmaker(test_engine)):
+            # The pooler still applies (no prepared statements on the new engine); a listen=
+            # Engine names the first database, so the test database's workers poll.
+            assert jobs.store.listening.mode == "off"
+            with test_engine.connect() as conn:
+                assert conn.connection.driver_connection.prepare_threshold is None  # type: ignore[union-attr]
+        assert jobs.store.engine is home and jobs.store.listening is home_plan
+    finally:
+        jobs.close()
+        for engine in (home, test_engine, direct):
+            engine.dispose()
