@@ -25,6 +25,7 @@ from .exceptions import (
     StoreError,
     TaskNotRegistered,
 )
+from .flow import Debounce, KeyLimit
 from .jobqueue import DrainResult, JobQueue
 from .jobs import Job, JobError, JobState
 from .registry import Task
@@ -38,6 +39,7 @@ __all__ = [
     "BulkResult",
     "Cancel",
     "ConfigurationError",
+    "Debounce",
     "DrainResult",
     "InvalidArguments",
     "Job",
@@ -47,6 +49,7 @@ __all__ = [
     "JobQueue",
     "JobSessionMisused",
     "JobState",
+    "KeyLimit",
     "OutcomeUnknown",
     "Retry",
     "SchemaNotReady",

@@ -11,6 +11,7 @@ from . import events
 from ._utils import Duration, to_timedelta
 from .events import EventBus
 from .exceptions import ConfigurationError, UniqueKeyConflict
+from .flow import DEBOUNCE_SCOPE
 from .jobs import Job, JobState
 from .registry import Task, TaskRegistry
 from .store import JobStore
@@ -73,8 +74,8 @@ class QueueAdministration:
         """The unique key ``job`` held while live, if its row no longer holds it. The row
         keeps only the scope, so the key is rebuilt from the task's Unique rule, its
         arguments and its enqueue time."""
-        if job.unique_scope is None or job.unique_key is not None:
-            return None
+        if job.unique_scope in (None, DEBOUNCE_SCOPE) or job.unique_key is not None:
+            return None  # a debounced job retried runs as a plain job: nothing to collapse into
         task: Task[Any] | None = self.registry.get(job.task)
         if task is None or task.unique is None:
             why = (

@@ -23,6 +23,7 @@ from ._keyring import Keyring, SecretKeys
 from ._utils import Duration
 from .context import job_session
 from .exceptions import ConfigurationError
+from .flow import Debounce, KeyLimit
 from .jobs import NewJob
 from .periodic import Missed, Schedule
 from .registry import (
@@ -157,6 +158,8 @@ class JobQueue(QueueAdministration, BulkAdministration, QueueBinding):
         backoff: Backoff | timedelta | float | None = None,
         timeout: Duration | None = None,
         unique: Unique | bool | None = None,
+        limit: KeyLimit | None = None,
+        debounce: Debounce | None = None,
     ) -> Task[Any]: ...
 
     @overload
@@ -171,6 +174,8 @@ class JobQueue(QueueAdministration, BulkAdministration, QueueBinding):
         backoff: Backoff | timedelta | float | None = None,
         timeout: Duration | None = None,
         unique: Unique | bool | None = None,
+        limit: KeyLimit | None = None,
+        debounce: Debounce | None = None,
     ) -> Callable[[F], Task[Any]]: ...
 
     def task(
@@ -185,6 +190,8 @@ class JobQueue(QueueAdministration, BulkAdministration, QueueBinding):
         backoff: Backoff | timedelta | float | None = None,
         timeout: Duration | None = None,
         unique: Unique | bool | None = None,
+        limit: KeyLimit | None = None,
+        debounce: Debounce | None = None,
     ) -> Task[Any] | Callable[[F], Task[Any]]:
         """Register a function as a task. A ``session`` parameter receives a new session
         for each attempt; the job's completion commits with it.
@@ -200,6 +207,10 @@ class JobQueue(QueueAdministration, BulkAdministration, QueueBinding):
                 back when it returns late (on PostgreSQL its statements also time out).
             unique: ``True`` or a :class:`~sqljobs.Unique`: a duplicate enqueue returns the
                 job that already holds the key instead of inserting another.
+            limit: a :class:`~sqljobs.KeyLimit`: concurrency, rate and FIFO limits per key
+                (e.g. per ``user_id``), enforced by every worker process.
+            debounce: a :class:`~sqljobs.Debounce`: repeated enqueues of one key within its
+                window replace the pending job's arguments and push its run time.
         """
 
         def register(fn: F) -> Task[Any]:
@@ -214,6 +225,8 @@ class JobQueue(QueueAdministration, BulkAdministration, QueueBinding):
                 timeout=timeout_seconds(timeout),
                 unique=Unique() if unique is True else (unique or None),
                 keyring=self.keyring,
+                limit=limit,
+                debounce=debounce,
             )
             if task.is_async and task.wants_session and self.async_session_factory is None:
                 raise ConfigurationError(

@@ -92,10 +92,26 @@ class Job:
     progress_message: str | None = None
     unique_key: str | None = None
     unique_scope: str | None = None
+    #: The key of the job's :class:`~sqljobs.KeyLimit` (None: no per-key limit).
+    flow_key: str | None = None
 
     @property
     def last_error(self) -> JobError | None:
         return self.errors[-1] if self.errors else None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRule:
+    """A job's per-key flow control as stored on its row: its key and the key's limits."""
+
+    key: str
+    #: Most running jobs of the key at once (None: no concurrency limit).
+    limit: int | None = None
+    #: One at a time, in enqueue order; a waiting or retrying head blocks the key.
+    fifo: bool = False
+    #: Most starts of the key per ``period`` seconds (None: no rate limit).
+    rate: int | None = None
+    period: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +129,21 @@ class NewJob:
     #: How long the key is held: while the job is "waiting" (not started), "active" (waiting
     #: or running), or for "all" its life (until pruned).
     unique_scope: str | None = None
+    #: Per-key flow control (see :class:`~sqljobs.KeyLimit`): the key, and its rule.
+    flow: FlowRule | None = None
+    #: Debounce: seconds from the database's now until the job runs; a pending job holding
+    #: ``unique_key`` (scope "debounce") gets these arguments and that run time instead.
+    debounce_window: float | None = None
 
     def values(self, now: datetime) -> dict[str, Any]:
         run_at = self.run_at or now
+        flow = self.flow
         return {
+            "flow_key": flow.key if flow else None,
+            "flow_limit": flow.limit if flow else None,
+            "flow_fifo": flow.fifo if flow else None,
+            "flow_rate": flow.rate if flow else None,
+            "flow_period": flow.period if flow else None,
             "unique_key": self.unique_key,
             "unique_scope": self.unique_scope if self.unique_key else None,
             "task": self.task,

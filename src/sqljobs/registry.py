@@ -6,7 +6,7 @@ import difflib
 import inspect
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -15,7 +15,8 @@ from ._arguments import ArgumentSpec
 from ._keyring import GENERATE_KEY
 from ._utils import Duration, as_utc, to_seconds, to_timedelta, utcnow
 from .exceptions import ConfigurationError, TaskAlreadyRegistered, TaskNotRegistered
-from .jobs import NewJob
+from .flow import DEBOUNCE_SCOPE, Debounce, KeyLimit, debounce_seconds
+from .jobs import FlowRule, NewJob
 from .retry import Backoff
 from .unique import Unique, key_digest
 
@@ -34,7 +35,9 @@ SESSION_PARAMETER = "session"
 #: The parameter through which a task receives its :class:`~sqljobs.JobContext`.
 CONTEXT_PARAMETER = "ctx"
 #: Keyword names ``enqueue`` keeps for its options, so tasks cannot use them as parameters.
-ENQUEUE_OPTIONS = frozenset({"delay", "run_at", "priority", "queue", "unique_key"})
+ENQUEUE_OPTIONS = frozenset(
+    {"delay", "run_at", "priority", "queue", "unique_key", "limit_key", "debounce_key", "debounce"}
+)
 DEFAULT_MAX_ATTEMPTS = 10
 
 
@@ -64,6 +67,8 @@ class Task(Generic[R]):
         timeout: float | None,
         unique: Unique | None = None,
         keyring: Keyring | None = None,
+        limit: KeyLimit | None = None,
+        debounce: Debounce | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"task {name}: max_attempts must be at least 1")
@@ -84,6 +89,9 @@ class Task(Generic[R]):
         self.timeout = timeout
         self.is_async = inspect.iscoroutinefunction(func)
         self.unique = unique
+        #: Per-key flow control of the task's jobs (see :class:`~sqljobs.KeyLimit`).
+        self.limit = limit
+        self.debounce = debounce
         self.wants_session = SESSION_PARAMETER in parameters
         self.wants_context = CONTEXT_PARAMETER in parameters
         injected = frozenset({SESSION_PARAMETER, CONTEXT_PARAMETER}) & parameters.keys()
@@ -100,6 +108,14 @@ class Task(Generic[R]):
             )
         if unique is not None:
             _check_unique_names(name, unique, self.arguments)
+        if unique is not None and debounce is not None:
+            raise ConfigurationError(
+                f"task {name}: unique= and debounce= both decide what a repeated enqueue "
+                "does; choose one (a debounced task already keeps one pending job per key)"
+            )
+        for rule, label in ((limit, "KeyLimit"), (debounce, "Debounce")):
+            if rule is not None and not isinstance(rule.by_args, bool):
+                _check_arg_names(name, label, rule.by_args, self.arguments)
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r} queue={self.queue!r}>"
@@ -125,6 +141,9 @@ class Task(Generic[R]):
         priority: int | None = None,
         queue: str | None = None,
         unique_key: str | None = None,
+        limit_key: str | None = None,
+        debounce_key: str | None = None,
+        debounce: Duration | None = None,
         **kwargs: Any,
     ) -> NewJob:
         """Validate arguments and options into a job row, without inserting it."""
@@ -135,6 +154,15 @@ class Task(Generic[R]):
         elif unique_key is not None:
             unique_key = key_digest(f"{self.name}:{unique_key}")
             scope = scope or "active"
+        window = self._debounce_window(debounce_key, debounce, unique_key)
+        if window is not None:
+            rule = self.debounce or Debounce(window=window)
+            unique_key, scope = rule.key(self.name, args, debounce_key), DEBOUNCE_SCOPE
+            if delay is not None or run_at is not None:
+                raise ValueError(
+                    "a debounced job runs its window after the last enqueue: pass debounce= "
+                    "(the window) instead of delay= or run_at="
+                )
         return NewJob(
             task=self.name,
             args=args,
@@ -144,7 +172,48 @@ class Task(Generic[R]):
             run_at=_run_at(delay, run_at),
             unique_key=unique_key,
             unique_scope=scope,
+            flow=self._flow_rule(args, limit_key),
+            debounce_window=window,
         )
+
+    def _flow_rule(self, args: dict[str, Any], limit_key: str | None) -> FlowRule | None:
+        if self.limit is None:
+            if limit_key is not None:
+                raise ConfigurationError(
+                    f"task {self.name} has no KeyLimit, so limit_key= would limit nothing: "
+                    "declare the limits with @jobs.task(limit=KeyLimit(...))"
+                )
+            return None
+        keyed = {k: v for k, v in args.items() if k not in self.arguments.secrets}
+        return self.limit.rule(self.name, keyed, limit_key)
+
+    def _debounce_window(
+        self, key: str | None, window: Duration | None, unique_key: str | None
+    ) -> float | None:
+        """The debounce window in seconds (None: not debounced) from the task's rule and
+        the enqueue's ``debounce_key=`` / ``debounce=``."""
+        if window is not None:
+            seconds: float | None = debounce_seconds(window)
+        elif self.debounce is not None:
+            seconds = debounce_seconds(self.debounce.window)
+        else:
+            seconds = None
+        if seconds is None and key is not None:
+            raise ConfigurationError(
+                f"task {self.name} has no Debounce rule: pass the window with the key, "
+                "enqueue(debounce_key=..., debounce=seconds)"
+            )
+        if seconds is not None and self.debounce is None and key is None:
+            raise ConfigurationError(
+                f"task {self.name} has no Debounce rule: pass the key with the window, "
+                "enqueue(debounce_key=..., debounce=seconds)"
+            )
+        if seconds is not None and unique_key is not None:
+            raise ConfigurationError(
+                f"task {self.name}: a job is either unique or debounced; pass unique_key= or "
+                "debounce_key=, not both"
+            )
+        return seconds
 
     def enqueue(
         self,
@@ -156,6 +225,9 @@ class Task(Generic[R]):
         priority: int | None = None,
         queue: str | None = None,
         unique_key: str | None = None,
+        limit_key: str | None = None,
+        debounce_key: str | None = None,
+        debounce: Duration | None = None,
         **kwargs: Any,
     ) -> int:
         """Store a job that runs this task with ``kwargs``; return its id.
@@ -165,6 +237,11 @@ class Task(Generic[R]):
         running sync task that takes a session: there it joins the job's session. If the task is
         unique (or ``unique_key`` is given) and a job holds the key, that job's id is returned
         and nothing is inserted.
+
+        ``limit_key=`` gives the key of the task's :class:`~sqljobs.KeyLimit` instead of its
+        ``by_args``. ``debounce=`` (a window) with ``debounce_key=`` (or the task's
+        :class:`~sqljobs.Debounce` rule) debounces: a pending job with that key gets these
+        arguments and runs ``debounce`` after this enqueue; its id is returned.
         """
         job = self.prepare(
             delay=delay,
@@ -172,6 +249,9 @@ class Task(Generic[R]):
             priority=priority,
             queue=queue,
             unique_key=unique_key,
+            limit_key=limit_key,
+            debounce_key=debounce_key,
+            debounce=debounce,
             **kwargs,
         )
         return self.owner.enqueue_many(session, [job])[0]
@@ -186,6 +266,9 @@ class Task(Generic[R]):
         priority: int | None = None,
         queue: str | None = None,
         unique_key: str | None = None,
+        limit_key: str | None = None,
+        debounce_key: str | None = None,
+        debounce: Duration | None = None,
         **kwargs: Any,
     ) -> int:
         """Like :meth:`enqueue`, in an ``AsyncSession``'s transaction (for async endpoints)."""
@@ -195,6 +278,9 @@ class Task(Generic[R]):
             priority=priority,
             queue=queue,
             unique_key=unique_key,
+            limit_key=limit_key,
+            debounce_key=debounce_key,
+            debounce=debounce,
             **kwargs,
         )
         ids = await self.owner.enqueue_many_async(session, [job])
@@ -304,6 +390,29 @@ def _importable_main_name() -> str | None:
 
 def make_backoff(value: Backoff | timedelta | float | None) -> Backoff:
     return Backoff.coerce(value if value is not None else Backoff(base=2.0))
+
+
+def _check_arg_names(task: str, label: str, names: Sequence[str], spec: ArgumentSpec) -> None:
+    """Refuse a KeyLimit or Debounce naming a parameter the task does not have, or a secret."""
+    secret = [wanted for wanted in names if wanted in spec.secrets]
+    if secret:
+        raise ConfigurationError(
+            f"task {task}: {label}(by_args=...) names the secret argument(s) "
+            f"{', '.join(map(repr, secret))}; a secret never goes into a key: key on other "
+            "arguments"
+        )
+    if spec.accepts_any_keyword:
+        return
+    parameters = spec.parameters
+    known = [n for n in parameters if parameters[n].kind is not parameters[n].VAR_KEYWORD]
+    for wanted in names:
+        if wanted not in known:
+            close = difflib.get_close_matches(str(wanted), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigurationError(
+                f"task {task}: {label}(by_args=...) names {wanted!r}, which is not a parameter "
+                f"of the task (it has {', '.join(map(repr, known)) or 'no parameters'}){hint}"
+            )
 
 
 def _check_unique_names(task: str, unique: Unique, spec: ArgumentSpec) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "UTCDateTime",
     "UndecodableJSON",
     "jobs_table",
+    "keys_table",
     "metadata",
     "queues_table",
     "workers_table",
@@ -130,6 +131,16 @@ jobs_table = Table(
     Index("ix_sqljobs_jobs_run_at", "state", "run_at"),
     Index("ix_sqljobs_jobs_lease", "state", "lease_expires_at"),
     Index("ix_sqljobs_jobs_finished", "state", "finished_at"),
+    # -- per-key flow control (sqljobs.KeyLimit; docs/workflows.md "Per-key limits") --------
+    # The job's key and its limits travel with the row, so every worker enforces the rule the
+    # enqueuer gave, whatever its own code says. All NULL: the job has no key.
+    Column("flow_key", String(255)),
+    Column("flow_limit", Integer),  # most running jobs of the key at once
+    Column("flow_fifo", Boolean),  # one at a time, in enqueue (id) order
+    Column("flow_rate", Integer),  # most starts of the key per flow_period seconds
+    Column("flow_period", Float),
+    Index("ix_sqljobs_jobs_flow", "flow_key", "state", "id"),
+    # -- end of per-key flow control ------------------------------------------------------
 )
 
 #: Per-queue settings every worker obeys: a global concurrency limit and a rate limit, with the
@@ -149,6 +160,16 @@ queues_table = Table(
     # workers, which never name it, keep inserting rows.
     Column("paused", Boolean, nullable=False, default=False, server_default=false()),
     # -- end of issue 15 -------------------------------------------------------------------
+)
+
+#: One row per key of per-key flow control: the row claimers lock while they count a key's
+#: running jobs (so claimers in every process see each other), and the key's rate window.
+keys_table = Table(
+    "sqljobs_keys",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("window_start", UTCDateTime),
+    Column("window_count", Integer, nullable=False, default=0),
 )
 
 workers_table = Table(

@@ -43,6 +43,7 @@ TOP_LEVEL = {
     "sqljobs.schema": VOCABULARY,
     "sqljobs.retry": VOCABULARY,
     "sqljobs.unique": VOCABULARY,
+    "sqljobs.flow": VOCABULARY,
     "sqljobs.context": VOCABULARY,
     "sqljobs.events": VOCABULARY,
     "sqljobs.registry": VOCABULARY,

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, insert, literal, select, update
+from sqlalchemy import Float, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from .._secrets import erased, has_secrets
 from .._utils import utcnow
 from ..jobs import Job, JobError, JobState, NewJob
-from . import _dialects, _statements
+from . import _dialects, _flow_statements, _statements
 from ._base import (
     NOTIFY_CHANNEL,
     _erasing,
@@ -31,17 +31,17 @@ from ._base import (
     _jobs,
     _owned_by,
     _owner_params,
-    _queues,
     row_to_job,
 )
 from ._bound import engine_of
 from ._bulk import BulkStore
-from ._leases import LeaseStore
+from ._flow import FlowStore
 
 
 def _as_claimed(job: Job, params: dict[str, Any]) -> Job:
     """The snapshot of ``job`` after CLAIM_SELECTED ran with ``params``."""
-    waiting_only = job.unique_key is not None and job.unique_scope == "waiting"
+    # "waiting" and "debounce" keys are released by the claim (see KEY_WHILE_ACTIVE).
+    waiting_only = job.unique_key is not None and job.unique_scope not in ("active", "all")
     return replace(
         job,
         state=JobState.RUNNING,
@@ -80,9 +80,10 @@ def _reserve(rows: list[dict[str, Any]], owner: str, lease: timedelta, *, now: d
         )
 
 
-class JobStore(LeaseStore, BulkStore):
+class JobStore(FlowStore, BulkStore):
     """Reads and writes the sqljobs tables through one SQLAlchemy engine: the job's life
-    (enqueue, claim, outcomes) here, leases and workers in :class:`LeaseStore`, lookups and
+    (enqueue, claim, outcomes) here, claims with limits in :class:`FlowStore`, leases and
+    workers in :class:`LeaseStore`, lookups and
     administration in :class:`~sqljobs.store._inspection.InspectionStore`."""
 
     # -- enqueue -------------------------------------------------------------------------
@@ -107,7 +108,7 @@ class JobStore(LeaseStore, BulkStore):
         if reserve_for is not None:
             _reserve(rows, *reserve_for, now=now)
 
-        single = len(rows) == 1 and not rows[0]["unique_key"]
+        single = len(rows) == 1 and not rows[0]["unique_key"]  # (debounced rows have one)
         if single and self.support.listen_notify:
             # PostgreSQL: insert and notify in one statement (and, on its own, in autocommit):
             # one round trip instead of BEGIN, NOTIFY, INSERT and COMMIT.
@@ -134,8 +135,12 @@ class JobStore(LeaseStore, BulkStore):
                         _statements.NOTIFY, {"p_channel": NOTIFY_CHANNEL, "p_queue": queue}
                     )
             if any(r["unique_key"] for r in rows):
-                return [self._insert_unique(target, r) for r in rows]
-            if len(rows) > 1 and self.support.array_insert and reserve_for is None:
+                return [
+                    self._insert_unique(target, r, job.debounce_window)
+                    for r, job in zip(rows, new_jobs, strict=True)
+                ]
+            plain = all(r["flow_key"] is None for r in rows)  # ARRAY_INSERT has no flow columns
+            if len(rows) > 1 and self.support.array_insert and reserve_for is None and plain:
                 return self._insert_arrays(target, rows, now)
             if len(rows) == 1:
                 result: Any = target.execute(_statements.INSERT, rows[0])
@@ -169,16 +174,26 @@ class JobStore(LeaseStore, BulkStore):
             ids += sorted(int(job_id) for job_id in inserted)
         return ids
 
-    def _insert_unique(self, target: Session | Connection, row: dict[str, Any]) -> int:
+    def _insert_unique(
+        self, target: Session | Connection, row: dict[str, Any], debounce: float | None = None
+    ) -> int:
         """Insert, or return the id of the job holding ``row``'s unique key. The database's
-        unique index decides, so concurrent enqueues cannot both insert."""
-        if self.engine.dialect.name in ("postgresql", "sqlite"):
-            inserted = target.execute(self._insert_if_new, row).first()
+        unique index decides, so concurrent enqueues cannot both insert. A debounced row
+        (``debounce`` seconds) rewrites the pending job holding its key instead."""
+        name = self.engine.dialect.name
+        statement = (
+            self._insert_if_new
+            if debounce is None
+            else _flow_statements.debounced_insert(name, row, debounce)
+        )
+        if name in ("postgresql", "sqlite"):
+            inserted = target.execute(statement, row if debounce is None else {}).first()
             if inserted is not None:
                 return int(inserted[0])
             existing = target.execute(_statements.ID_BY_UNIQUE_KEY, {"p_key": row["unique_key"]})
             return int(existing.scalar_one())
-        target.execute(self._insert_if_new, row)  # MySQL: LAST_INSERT_ID names either row
+        # MySQL: LAST_INSERT_ID names either row
+        target.execute(statement, row if debounce is None else {})
         return int(target.execute(_statements.LAST_INSERT_ID).scalar_one())
 
     def take_reserved(self, ids: Sequence[int], *, owner: str, lease: timedelta) -> list[Job]:
@@ -262,98 +277,6 @@ class JobStore(LeaseStore, BulkStore):
             claimed = [_as_claimed(job, params) for job in rows]
         claimed.sort(key=lambda j: (j.priority, j.run_at, j.id))
         return claimed
-
-    def claim_limited(
-        self,
-        *,
-        worker_id: str,
-        queue: str,
-        limit: int,
-        lease: timedelta,
-        tasks: Sequence[str] | None = None,
-    ) -> list[Job]:
-        """Claim from a queue with a global concurrency limit and/or a rate limit.
-
-        The queue's settings row is locked for the claim, so claimers in every process see
-        each other's counts: never more than ``global_limit`` jobs of the queue run at once,
-        never more than ``rate_limit`` start per ``rate_period``.
-        """
-
-        def work(conn: Connection) -> list[Job]:
-            settings = conn.execute(_statements.LOCK_QUEUE, {"p_queue": queue}).first()
-            if settings is None:
-                return self._claim_in(
-                    conn, self._claim_params(worker_id, [queue], limit, tasks), lease
-                )
-            allowance = limit
-            now = settings.db_now  # one clock for every worker's window
-            if settings.global_limit is not None:
-                running = conn.execute(_statements.COUNT_RUNNING, {"p_queue": queue}).scalar_one()
-                allowance = min(allowance, settings.global_limit - int(running))
-            window_start, window_count = settings.window_start, settings.window_count or 0
-            if settings.rate_limit is not None and settings.rate_period:
-                period = timedelta(seconds=settings.rate_period)
-                if window_start is None or now - window_start >= period:
-                    window_start, window_count = now, 0
-                allowance = min(allowance, settings.rate_limit - window_count)
-            if allowance <= 0:
-                return []
-            params = self._claim_params(worker_id, [queue], allowance, tasks)
-            claimed = self._claim_in(conn, params, lease)
-            if settings.rate_limit is not None and claimed:
-                conn.execute(
-                    _statements.COUNT_STARTS,
-                    {
-                        "p_queue": queue,
-                        "p_start": window_start,
-                        "p_count": window_count + len(claimed),
-                    },
-                )
-            return claimed
-
-        return self.run(work, what="claim")
-
-    @staticmethod
-    def _claim_params(
-        worker_id: str, queues: Sequence[str], limit: int, tasks: Sequence[str] | None = None
-    ) -> dict[str, Any]:
-        params = {"p_queues": list(queues), "p_limit": limit, "p_owner": worker_id}
-        if tasks is not None:
-            params["p_tasks"] = sorted(tasks)
-        return params
-
-    def configure_queue(
-        self,
-        name: str,
-        *,
-        global_limit: int | None,
-        rate_limit: int | None,
-        rate_period: timedelta | None,
-    ) -> None:
-        """Store a queue's limits for every worker (None removes a limit)."""
-        values = {
-            "global_limit": global_limit,
-            "rate_limit": rate_limit,
-            "rate_period": rate_period.total_seconds() if rate_period else None,
-        }
-
-        def work(conn: Connection) -> None:
-            changed: Any = conn.execute(
-                update(_queues).where(_queues.c.name == name).values(values)
-            )
-            if changed.rowcount == 0:
-                conn.execute(insert(_queues).values(name=name, window_count=0, **values))
-
-        self.run(work, what="configure queue")
-
-    def queue_settings(self) -> dict[str, dict[str, Any]]:
-        """Limits of every configured queue, by name."""
-
-        def work(conn: Connection) -> dict[str, dict[str, Any]]:
-            rows = conn.execute(select(_queues))
-            return {row.name: dict(row._mapping) for row in rows}
-
-        return self.run(work, what="queue settings", read_only=True)
 
     # -- outcomes ------------------------------------------------------------------------
 

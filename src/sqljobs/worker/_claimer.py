@@ -110,6 +110,7 @@ class Claimer:
         self._paused: set[str] = set()
         self._settings_expire = 0.0
         self._rotation = 0
+        self._keyed_first = False
         self._thread = threading.Thread(target=self._run, name="sqljobs-claimer", daemon=True)
 
     def start(self) -> None:
@@ -233,17 +234,13 @@ class Claimer:
         if not queues:
             return []
         # Only tasks this worker knows: in a rolling deploy, an old worker leaves jobs of new
-        # tasks to the new workers instead of failing them.
-        tasks = list(self._registry)
+        # tasks to the new workers instead of failing them. Tasks with a KeyLimit are claimed
+        # apart, by a claim that locks their keys.
+        tasks = [name for name, task in self._registry.items() if task.limit is None]
+        keyed = [name for name, task in self._registry.items() if task.limit is not None]
         special = [q for q in queues if q in self._limited or self._local_limits.get(q)]
         if not special:
-            return self._store.claim(
-                worker_id=self._worker_id,
-                queues=queues,
-                limit=free,
-                lease=self._lease,
-                tasks=tasks,
-            )
+            return self._claim_plain(queues, free, tasks, keyed)
         running, holding = self._held.occupancy()
         # A limited queue's jobs count against its limit from their claim, so they are not
         # prefetched: only idle executors take jobs here.
@@ -258,28 +255,55 @@ class Claimer:
             if room <= 0:
                 continue
             if queue in self._limited:
-                claimed += self._store.claim_limited(
+                got: list[Job] = []
+                for names, is_keyed in self._task_groups(tasks, keyed):
+                    if room - len(got) <= 0:
+                        break
+                    got += self._store.claim_limited(
+                        worker_id=self._worker_id,
+                        queue=queue,
+                        limit=room - len(got),
+                        lease=self._lease,
+                        tasks=names,
+                        keyed=is_keyed,
+                    )
+                claimed += got
+            else:
+                claimed += self._claim_plain([queue], room, tasks, keyed)
+        plain = [q for q in queues if q not in special]
+        if plain and free > len(claimed):
+            claimed += self._claim_plain(plain, free - len(claimed), tasks, keyed)
+        return claimed
+
+    def _task_groups(self, tasks: list[str], keyed: list[str]) -> list[tuple[list[str], bool]]:
+        """The plain and the keyed tasks, each claimed first every other round, so that
+        neither kind's backlog keeps the other waiting."""
+        groups = [(names, is_keyed) for names, is_keyed in ((tasks, False), (keyed, True)) if names]
+        self._keyed_first = not self._keyed_first
+        return groups[::-1] if self._keyed_first else groups
+
+    def _claim_plain(
+        self, queues: list[str], limit: int, tasks: list[str], keyed: list[str]
+    ) -> list[Job]:
+        claimed: list[Job] = []
+        for names, is_keyed in self._task_groups(tasks, keyed):
+            room = limit - len(claimed)
+            if room <= 0:
+                break
+            if is_keyed:
+                claimed += self._store.claim_keyed(
                     worker_id=self._worker_id,
-                    queue=queue,
+                    queues=queues,
                     limit=room,
                     lease=self._lease,
-                    tasks=tasks,
+                    tasks=names,
                 )
             else:
                 claimed += self._store.claim(
                     worker_id=self._worker_id,
-                    queues=[queue],
+                    queues=queues,
                     limit=room,
                     lease=self._lease,
-                    tasks=tasks,
+                    tasks=names,
                 )
-        plain = [q for q in queues if q not in special]
-        if plain and free > len(claimed):
-            claimed += self._store.claim(
-                worker_id=self._worker_id,
-                queues=plain,
-                limit=free - len(claimed),
-                lease=self._lease,
-                tasks=tasks,
-            )
         return claimed
