@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     Float,
+    Integer,
     String,
     and_,
     bindparam,
@@ -92,7 +93,7 @@ KEYED_CANDIDATES = (
         )
     )
     .order_by(_jobs.c.priority, _jobs.c.run_at, _jobs.c.id)
-    .limit(bindparam("p_limit", literal_execute=True))
+    .limit(bindparam("p_limit", type_=Integer, literal_execute=True))
 )
 
 EXISTING_KEYS = select(_keys.c.key).where(_keys.c.key.in_(bindparam("p_keys", expanding=True)))
@@ -126,7 +127,7 @@ COUNT_KEY_STARTS = (
     .where(_keys.c.key == bindparam("p_key", type_=String))
     .values(
         window_start=bindparam("p_start", type_=UTCDateTime),
-        window_count=bindparam("p_count"),
+        window_count=bindparam("p_count", type_=Integer),
     )
 )
 #: Key rows no unfinished job needs: their rate window, if any, ended (by the database's
