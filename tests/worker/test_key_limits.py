@@ -296,3 +296,36 @@ def test_key_limits_are_checked(offline_jobs: JobQueue) -> None:
         plain.prepare(n=1, limit_key="k")
     with pytest.raises(TypeError, match="limit_key must be a string"):
         keyed.prepare(n=1, limit_key=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("limit", "admitted"),
+    [(KeyLimit(by_args=["key"], rate=(5, 3600)), 5), (KeyLimit(by_args=["key"], concurrency=2), 2)],
+    ids=["rate", "concurrency"],
+)
+def test_8_claimers_at_once_admit_exactly_the_keys_allowance(
+    jobs: JobQueue, limit: KeyLimit, admitted: int
+) -> None:
+    @jobs.task(limit=limit)
+    def work(key: str, n: int) -> None:
+        pass
+
+    jobs.enqueue_many(None, [work.prepare(key="K", n=i) for i in range(20)])
+    barrier = threading.Barrier(8)
+    claimed: list[int] = []
+
+    def claim(worker: int) -> None:
+        barrier.wait()
+        for _ in range(3):
+            got = jobs.store.claim_keyed(
+                worker_id=f"w{worker}", queues=["default"], limit=3, lease=LEASE, tasks=[work.name]
+            )
+            claimed.extend(job.id for job in got)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(claimed) == admitted and len(set(claimed)) == admitted
+    assert len(jobs.list_jobs(state="running")) == admitted
