@@ -329,3 +329,20 @@ def test_8_claimers_at_once_admit_exactly_the_keys_allowance(
         thread.join()
     assert len(claimed) == admitted and len(set(claimed)) == admitted
     assert len(jobs.list_jobs(state="running")) == admitted
+
+
+def test_prune_forgets_keys_no_unfinished_job_needs(jobs: JobQueue) -> None:
+    @jobs.task(limit=KeyLimit(by_args=["key"], concurrency=1))
+    def work(key: str) -> None:
+        pass
+
+    a, b = work.enqueue(key="A"), work.enqueue(key="B")
+    claimed = jobs.store.claim_keyed(
+        worker_id="w", queues=["default"], limit=5, lease=LEASE, tasks=[work.name]
+    )
+    assert [job.id for job in claimed] == [a, b]  # each key has its row now
+    assert jobs.store.complete_many([(claimed[0], None)]) == {a}
+    assert jobs.store.prune_keys(idle_for=timedelta(0)) == 1  # A's; B's job still runs
+    assert jobs.store.prune_keys(idle_for=timedelta(0)) == 0
+    assert jobs.store.complete_many([(claimed[1], None)]) == {b}
+    assert jobs.store.prune_keys(idle_for=timedelta(0)) == 1

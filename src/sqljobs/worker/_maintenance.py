@@ -54,6 +54,8 @@ class Maintenance:
         pruned = self._store.prune(older_than=self._prune_after)
         if pruned:
             log.info("pruned %d finished job(s) older than %s", pruned, self._prune_after)
+        # Rows of keys no unfinished job has, whose rate window began as long ago.
+        self._store.prune_keys(idle_for=self._prune_after)
         return pruned
 
     def enqueue_due(self) -> list[int]:
