@@ -145,7 +145,7 @@ def test_debounce_options_are_checked(offline_jobs: JobQueue) -> None:
     with pytest.raises(ConfigurationError, match="not a parameter"):
         jobs.task(name="t1", debounce=Debounce(window=1, by_args=["nope"]))(lambda n: None)
     with pytest.raises(ConfigurationError, match="list of parameter names"):
-        Debounce(window=1, by_args="n")  # type: ignore[arg-type]
+        Debounce(window=1, by_args="n")
     with pytest.raises(ConfigurationError, match="positive"):
         Debounce(window=0)
 

@@ -276,7 +276,7 @@ def test_key_limits_are_checked(offline_jobs: JobQueue) -> None:
     with pytest.raises(ConfigurationError, match="positive period"):
         KeyLimit(by_args=["a"], rate=(1, 0))
     with pytest.raises(ConfigurationError, match="list of parameter names"):
-        KeyLimit(by_args="a", concurrency=1)  # type: ignore[arg-type]
+        KeyLimit(by_args="a", concurrency=1)
     with pytest.raises(ConfigurationError, match="which limits nothing"):
         KeyLimit(by_args=True, concurrency=1)
     with pytest.raises(ConfigurationError, match="did you mean 'user_id'"):
