@@ -152,7 +152,12 @@ class NewJob:
             "priority": self.priority,
             "max_attempts": self.max_attempts,
             "attempt": 0,
-            "state": (JobState.SCHEDULED if run_at > now else JobState.AVAILABLE).value,
+            # A debounced job always waits for its window (the store sets its run time).
+            "state": (
+                JobState.SCHEDULED
+                if run_at > now or self.debounce_window is not None
+                else JobState.AVAILABLE
+            ).value,
             "run_at": run_at,
             "created_at": now,
             "errors": [],

@@ -163,3 +163,27 @@ def test_debounce_options_are_checked(offline_jobs: JobQueue) -> None:
         plain.prepare(n=1, debounce_key="k", debounce=5, unique_key="u")
     with pytest.raises(ValueError, match="instead of delay="):
         plain.prepare(n=1, debounce_key="k", debounce=5, delay=3)
+
+
+def test_inline_mode_leaves_a_debounced_job_waiting_for_its_window(
+    session_factory: sessionmaker[Session], jobs: JobQueue
+) -> None:
+    inline = JobQueue(session_factory, inline=True)
+    seen: list[int] = []
+
+    @inline.task(debounce=Debounce(window=3600))
+    def refresh(n: int) -> None:
+        seen.append(n)
+
+    first = refresh.enqueue(n=1)
+    assert refresh.enqueue(n=2) == first
+    job = inline.get(first)
+    assert (job.state, job.attempt, job.lease_owner, job.args) == (
+        JobState.SCHEDULED,
+        0,
+        None,
+        {"n": 2},
+    )
+    assert seen == []
+    inline.drain(include_scheduled=True)
+    assert seen == [2]
