@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sqljobs import JobNotFound, JobQueue, JobState, SchemaNotReady
 from sqljobs.jobs import JobError
+from sqljobs.schema import jobs_table
 from sqljobs.store import NewJob
 from tests import capabilities
 
@@ -376,3 +377,21 @@ def test_bookkeeping_transactions_run_read_committed_without_changing_the_sessio
         assert conn.execute(text("SELECT @@session.tx_isolation")).scalar_one() == (
             "REPEATABLE-READ"
         )
+
+
+def test_tables_of_an_older_version_get_a_migration_message(jobs: JobQueue, engine: Any) -> None:
+    """An install whose job table predates the per-key columns: enqueue and claim say how
+    to add them, naming the missing column."""
+    [flow_index] = [i for i in jobs_table.indexes if i.name == "ix_sqljobs_jobs_flow"]
+    flow_index.drop(engine)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE sqljobs_jobs DROP COLUMN flow_key"))
+
+    @jobs.task
+    def plain() -> None:
+        pass
+
+    with pytest.raises(SchemaNotReady, match=r"flow_key.*create_schema"):
+        plain.enqueue()
+    with pytest.raises(SchemaNotReady, match=r"flow_key.*create_schema"):
+        jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=timedelta(seconds=5))

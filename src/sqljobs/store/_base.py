@@ -325,6 +325,7 @@ class StoreBase:
         message = text.lower()
         missing_column = (
             "no such column" in message
+            or "has no column" in message  # SQLite's INSERT
             or "unknown column" in message
             or ("column" in message and "does not exist" in message)
         )
