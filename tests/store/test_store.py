@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -395,3 +395,8 @@ def test_tables_of_an_older_version_get_a_migration_message(jobs: JobQueue, engi
         plain.enqueue()
     with pytest.raises(SchemaNotReady, match=r"flow_key.*create_schema"):
         jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=timedelta(seconds=5))
+    jobs.create_schema()  # adds the column and its index to the existing table
+    indexes = {index["name"] for index in inspect(engine).get_indexes("sqljobs_jobs")}
+    assert "ix_sqljobs_jobs_flow" in indexes
+    job_id = plain.enqueue()
+    assert jobs.drain().completed == [job_id]

@@ -196,8 +196,11 @@ class StoreBase:
             metadata.create_all(self.engine, checkfirst=True)
             with self.engine.begin() as conn:
                 added = _upgrade.add_missing_columns(conn)
+                indexes = _upgrade.add_missing_indexes(conn)
             if added:
                 log.info("added the column(s) %s to the existing sqljobs tables", added)
+            if indexes:
+                log.info("added the index(es) %s to the existing sqljobs tables", indexes)
         except SQLAlchemyError as exc:
             raise StoreError(f"could not create the sqljobs tables: {exc}") from exc
 
@@ -329,7 +332,8 @@ class StoreBase:
             or "unknown column" in message
             or ("column" in message and "does not exist" in message)
         )
-        if "sqljobs_" in message and missing_column:
+        # A RETURNING list names its columns bare: "no such column: flow_key".
+        if ("sqljobs_" in message or "flow_" in message) and missing_column:
             first_line = text.splitlines()[0] if text else type(exc).__name__
             return SchemaNotReady(
                 f"{what} failed: the sqljobs tables lack a column this version of sqljobs "

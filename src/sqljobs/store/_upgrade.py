@@ -45,3 +45,19 @@ def add_missing_columns(conn: Connection) -> list[str]:
         )
         added.append(f"{table.name}.{column.name}")
     return added
+
+
+def add_missing_indexes(conn: Connection) -> list[str]:
+    """Create the sqljobs indexes missing on tables that exist (``create_all`` creates a
+    table's indexes only with the table); returns their names."""
+    inspector = inspect(conn)
+    added = []
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name, schema=table.schema):
+            continue
+        present = {i["name"] for i in inspector.get_indexes(table.name, schema=table.schema)}
+        for index in table.indexes:
+            if index.name is not None and index.name not in present:
+                index.create(conn)
+                added.append(str(index.name))
+    return added
