@@ -168,12 +168,16 @@ def test_periodic_slots_are_enqueued_once_each(jobs: JobQueue) -> None:
     for worker in workers:
         worker.start()
     try:
-        # Three workers race for each slot as it comes; wait for four slots to pass.
-        eventually(lambda: len(jobs.list_jobs(task=tick.name)) >= 4, timeout=60)
+        # Three workers race for each slot as it comes; wait for four slots to pass. Read
+        # the slots while the workers run: stopping releases jobs they claimed ahead, and a
+        # released job is due at once (its run_at becomes the release time).
+        slots = eventually(
+            lambda: len(found := [j.run_at for j in jobs.list_jobs(task=tick.name)]) >= 4 and found,
+            timeout=60,
+        )
     finally:
         for worker in workers:
             worker.stop()
-    slots = [j.run_at for j in jobs.list_jobs(task=tick.name)]
     assert len(slots) == len(set(slots)) >= 4  # one job per slot, 3 workers or not
     assert all(s.microsecond == 0 for s in slots)
 
