@@ -11,6 +11,8 @@ from .context import JobContext
 from .exceptions import (
     Cancel,
     ConfigurationError,
+    GraphError,
+    GraphNotFound,
     InvalidArguments,
     JobNotFound,
     JobSessionMisused,
@@ -25,6 +27,7 @@ from .exceptions import (
     StoreError,
     TaskNotRegistered,
 )
+from .graphs import Graph, GraphSnapshot, Node
 from .jobqueue import DrainResult, JobQueue
 from .jobs import Job, JobError, JobState
 from .registry import Task
@@ -39,6 +42,10 @@ __all__ = [
     "Cancel",
     "ConfigurationError",
     "DrainResult",
+    "Graph",
+    "GraphError",
+    "GraphNotFound",
+    "GraphSnapshot",
     "InvalidArguments",
     "Job",
     "JobContext",
@@ -47,6 +54,7 @@ __all__ = [
     "JobQueue",
     "JobSessionMisused",
     "JobState",
+    "Node",
     "OutcomeUnknown",
     "Retry",
     "SchemaNotReady",

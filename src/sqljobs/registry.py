@@ -6,7 +6,7 @@ import difflib
 import inspect
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -145,6 +145,12 @@ class Task(Generic[R]):
             unique_key=unique_key,
             unique_scope=scope,
         )
+
+    def prepare_node(self, awaiting: Collection[str], /, **kwargs: Any) -> NewJob:
+        """:meth:`prepare` for a job graph's node whose parameters ``awaiting`` receive its
+        dependencies' results when they finish (so they are not required now)."""
+        with self.arguments.awaiting(awaiting):
+            return self.prepare(**kwargs)
 
     def enqueue(
         self,

@@ -84,6 +84,7 @@ def row_to_job(row: Row[Any] | Mapping[str, Any]) -> Job:
         progress_message=data.get("progress_message"),
         unique_key=data.get("unique_key"),
         unique_scope=data.get("unique_scope"),
+        graph_id=data.get("graph_id"),
     )
 
 

@@ -36,7 +36,8 @@ from ._base import (
 )
 from ._bound import engine_of
 from ._bulk import BulkStore
-from ._leases import LeaseStore
+from ._graphs import GraphStore
+from ._settle import Finished
 
 
 def _as_claimed(job: Job, params: dict[str, Any]) -> Job:
@@ -80,7 +81,7 @@ def _reserve(rows: list[dict[str, Any]], owner: str, lease: timedelta, *, now: d
         )
 
 
-class JobStore(LeaseStore, BulkStore):
+class JobStore(GraphStore, BulkStore):
     """Reads and writes the sqljobs tables through one SQLAlchemy engine: the job's life
     (enqueue, claim, outcomes) here, leases and workers in :class:`LeaseStore`, lookups and
     administration in :class:`~sqljobs.store._inspection.InspectionStore`."""
@@ -361,7 +362,10 @@ class JobStore(LeaseStore, BulkStore):
         """Mark ``job`` completed inside the caller's transaction. False: the lease was lost."""
         statement, params = _completion(job, result)
         outcome: Any = executor.execute(statement, params)
-        return bool(outcome.rowcount == 1)
+        stored = bool(outcome.rowcount == 1)
+        if stored and job.graph_id is not None:
+            self.settle(executor, [Finished(job.id, JobState.COMPLETED.value, result)])
+        return stored
 
     def complete_many(self, done: Sequence[tuple[Job, Any]]) -> set[int]:
         """Complete jobs whose task had no session, in one transaction; returns those stored.
@@ -378,6 +382,13 @@ class JobStore(LeaseStore, BulkStore):
                     outcome: Any = conn.execute(statement, batch)
                     stored += outcome.rowcount
                 if stored == len(done):
+                    in_graphs = [
+                        Finished(job.id, JobState.COMPLETED.value, result)
+                        for job, result in done
+                        if job.graph_id is not None
+                    ]
+                    if in_graphs:
+                        self.settle(conn, in_graphs)
                     return {job.id for job, _ in done}
                 conn.rollback()  # some lease was lost: find out which, one by one
                 _dialects.begin_write(conn)
@@ -386,9 +397,14 @@ class JobStore(LeaseStore, BulkStore):
         return self.run(work, what="complete", single_statement=len(done) == 1)
 
     def _set_outcome(self, job: Job, values: dict[str, Any], what: str) -> bool:
+        finished = values.get("state") in (JobState.DISCARDED.value, JobState.CANCELLED.value)
+
         def work(conn: Connection) -> bool:
             outcome: Any = conn.execute(update(_jobs).where(_owned_by(job)).values(values))
-            return bool(outcome.rowcount == 1)
+            stored = bool(outcome.rowcount == 1)
+            if stored and finished and job.graph_id is not None:
+                self.settle(conn, [Finished(job.id, str(values["state"]))])
+            return stored
 
         return self.run(work, what=what)
 

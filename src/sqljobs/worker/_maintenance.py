@@ -41,6 +41,8 @@ class Maintenance:
             log.warning("job %s: its worker stopped renewing the lease; rescued", job_id)
             self._bus.emit(events.JOB_RESCUED, job_id=job_id)
         self._store.prune_workers(silent_for=lease * 4)
+        # The graphs' safety net: dependencies whose job finished without settling them.
+        self._store.settle_finished()
         self.prune_if_due()
         return rescued
 
