@@ -193,7 +193,10 @@ dependencies_table = Table(
     Column("outcome", String(16)),
     Column("result", StoredJSON),
     PrimaryKeyConstraint("job_id", "parent_id", name="pk_sqljobs_dependencies"),
-    Index("ix_sqljobs_dependencies_parent", "parent_id", "resolved"),
+    # By parent only: resolving an edge changes no entry of the index the finishing
+    # transaction's locking read goes through (no InnoDB gap lock to wait for).
+    Index("ix_sqljobs_dependencies_parent", "parent_id"),
+    # The sweep's scan of unresolved edges.
     Index("ix_sqljobs_dependencies_open", "resolved", "parent_id"),
 )
 # -- end of job graphs -------------------------------------------------------------------
