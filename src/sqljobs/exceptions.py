@@ -149,5 +149,6 @@ class GraphError(SqljobsError):
     """A job graph cannot be built or enqueued as given (the message says what to change)."""
 
 
-class GraphNotFound(StoreError):
-    """No job graph has this id."""
+class GraphNotFound(JobNotFound):
+    """No job graph has this id (a :class:`JobNotFound`, so handlers of unknown ids catch
+    it)."""

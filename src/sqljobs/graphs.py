@@ -235,8 +235,8 @@ class GraphSnapshot:
 
     @property
     def state(self) -> str:
-        """``"cancelled"`` if any job was cancelled or discarded and none is left to run,
-        ``"completed"`` when every job completed, else ``"running"``."""
+        """``"completed"`` when every job completed, ``"failed"`` when every job finished but
+        some were discarded or cancelled, else ``"running"``."""
         states = {job.state for job in self.jobs}
         if states <= {JobState.COMPLETED}:
             return "completed"
