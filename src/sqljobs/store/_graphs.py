@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import false, insert, or_, select, update
+from sqlalchemy import delete, false, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -230,7 +230,20 @@ class GraphStore(LeaseStore):
 
         return self.run(work, what="cancel graph")
 
-    # -- the sweep -----------------------------------------------------------------------
+    # -- the sweep and pruning -----------------------------------------------------------
+
+    def prune_graph_rows(self) -> int:
+        """Delete the dependency rows of jobs that no longer exist (pruned or deleted) and
+        graphs with no job left; returns how many rows went. Run after pruning jobs."""
+
+        def work(conn: Connection) -> int:
+            dependent = select(_jobs.c.id).where(_jobs.c.id == _deps.c.job_id).exists()
+            gone: Any = conn.execute(delete(_deps).where(~dependent))
+            member = select(_jobs.c.id).where(_jobs.c.graph_id == _graphs.c.id).exists()
+            empty: Any = conn.execute(delete(_graphs).where(~member))
+            return int(gone.rowcount) + int(empty.rowcount)
+
+        return self.run(work, what="prune graph rows")
 
     def settle_finished(self, *, limit: int = 500) -> int:
         """Settle dependencies whose job finished without settling them (a job outside any

@@ -54,6 +54,7 @@ class Maintenance:
             return 0
         self._next_prune = time.monotonic() + self._prune_interval
         pruned = self._store.prune(older_than=self._prune_after)
+        self._store.prune_graph_rows()
         if pruned:
             log.info("pruned %d finished job(s) older than %s", pruned, self._prune_after)
         return pruned
