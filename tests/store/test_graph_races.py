@@ -7,11 +7,11 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sqljobs import JobQueue, JobState, events
-from sqljobs.schema import dependencies_table, graphs_table
+from sqljobs.schema import dependencies_table, graphs_table, jobs_table
 from tests.helpers import EventLog, eventually
 
 
@@ -143,3 +143,25 @@ def test_a_dependency_deleted_before_it_finished_cancels_its_dependents(
     cancelled = jobs.get(child.id)
     assert cancelled.state is JobState.CANCELLED
     assert f"job {earlier}, which this job depends on, was deleted" in cancelled.errors[-1].message
+
+
+def test_a_graph_job_an_older_worker_completed_is_settled_by_the_sweep(
+    jobs: JobQueue, tasks: dict[str, Any]
+) -> None:
+    g = jobs.graph()
+    parent = g.add(tasks["double"], value=4)
+    child = g.add(tasks["double"], depends_on=parent, result_as="value")
+    g.enqueue()
+    # What a worker from before graphs does: complete the row, nothing else.
+    with jobs.engine.begin() as conn:
+        conn.execute(
+            update(jobs_table)
+            .where(jobs_table.c.id == parent.id)
+            .values(state=JobState.COMPLETED.value, result=8)
+        )
+    assert jobs.get(child.id).state is JobState.BLOCKED
+
+    assert jobs.store.settle_finished() == 1
+    assert jobs.store.settle_finished() == 0
+    jobs.drain()
+    assert jobs.get(child.id).result == 16

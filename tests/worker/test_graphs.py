@@ -286,3 +286,18 @@ def test_graph_building_refuses_what_cannot_work(jobs: JobQueue, tasks: dict[str
         g.add(tasks["double"], depends_on=foreign, result_as="value")
     with pytest.raises(GraphError, match="has no jobs"):
         jobs.graph().enqueue()
+
+
+def test_in_inline_mode_a_graph_runs_to_its_end_after_the_commit(
+    jobs: JobQueue, tasks: dict[str, Any], session_factory: sessionmaker[Session]
+) -> None:
+    from sqljobs import testing
+
+    with testing.inline(jobs), session_factory() as db:
+        g = jobs.graph()
+        parts = g.group(tasks["number"], [{"value": v} for v in (1, 2)])
+        fan_in = g.add(tasks["total"], depends_on=parts, results_as="values")
+        g.enqueue(db)
+        assert tasks["seen"] == []  # nothing before the commit
+        db.commit()
+    assert jobs.get(fan_in.id).result == 3
