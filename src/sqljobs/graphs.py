@@ -25,6 +25,7 @@ from .jobs import FINISHED_STATES, Job, JobState, NewJob
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+    from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.orm import Session
 
     from .registry import Task
@@ -177,7 +178,18 @@ class Graph:
         """Insert every job of the graph in ``session``'s transaction (or in one of its own);
         return the graph's id. Nodes then know their job ids (``node.id``)."""
         self._check_open()
-        inserted = self._owner.enqueue_graph(session, self.spec())
+        return self._enqueued(self._owner.enqueue_graph(session, self.spec()))
+
+    async def enqueue_async(self, session: AsyncSession, /) -> int:
+        """:meth:`enqueue` in an ``AsyncSession``'s transaction (for async endpoints)."""
+        self._check_open()
+        spec = self.spec()
+        inserted = await session.run_sync(
+            lambda sync_session: self._owner.enqueue_graph(sync_session, spec)
+        )
+        return self._enqueued(inserted)
+
+    def _enqueued(self, inserted: GraphIds) -> int:
         self.id = inserted.graph_id
         for node, job_id in zip(self.nodes, inserted.job_ids, strict=True):
             node._id = job_id
