@@ -76,6 +76,13 @@ def test_a_fan_in_of_1000_and_100_pairs_each_run_once_after_their_last_parent(
     assert seen[app.BIG_COUNTER] == 1
     assert seen[app.PAIR_COUNTER] == PAIRS
     assert sum(seen[c] for c in range(1, 9)) == PARTS + 2 * PAIRS
+    # No attempt was lost to a deadlock or a lock timeout between finishing parents.
+    retried = [
+        (j.id, j.attempt, [f"{e.type}: {e.message[:200]}" for e in j.errors])
+        for j in jobs.list_jobs(limit=PARTS + 3 * PAIRS + 1)
+        if j.attempt != 1
+    ]
+    assert not retried, retried
     gathered = jobs.get(fan_in.id)
     assert gathered.args["results"] == list(range(PARTS))
     assert gathered.result == sum(range(PARTS))
