@@ -128,7 +128,10 @@ def _settle_once(
     ).all()
     dependents = [row_to_job(row) for row in rows]
     waiting = {int(row.id): int(row.waiting_for or 0) for row in rows}
-    policies = _policies(conn, {j.graph_id for j in dependents if j.graph_id is not None})
+    # The policies matter only when a parent failed: a plain completion skips the read.
+    any_failed = any(f.outcome != JobState.COMPLETED.value for f in finished)
+    graph_ids = {j.graph_id for j in dependents if j.graph_id is not None}
+    policies = _policies(conn, graph_ids) if any_failed else {}
 
     cancelled: list[Finished] = []
     counts: list[dict[str, Any]] = []
