@@ -11,12 +11,13 @@ from . import events
 from ._commit_hooks import report_on_commit
 from .graphs import Graph, GraphIds, GraphSnapshot, NewGraph
 from .jobs import NewJob
+from .store import current_binding, external_binding
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from .events import EventBus
-    from .store import JobStore
+    from .store import Binding, JobStore
 
 
 class GraphAdministration:
@@ -26,7 +27,9 @@ class GraphAdministration:
     store: JobStore
     events: EventBus
 
-    def _committed(self, ids: list[int], rows: list[NewJob], *, reserved: bool) -> None:
+    def _committed(
+        self, ids: list[int], rows: list[NewJob], *, reserved: bool, binding: Binding | None
+    ) -> None:
         raise NotImplementedError
 
     def _running_jobs_session(self) -> Session | None:
@@ -54,7 +57,9 @@ class GraphAdministration:
             session = self._running_jobs_session()
         inserted = self.store.enqueue_graph(session, graph)
         ids, rows = list(inserted.job_ids), [node.job for node in graph.nodes]
-        committed = partial(self._committed, reserved=False)
+        # A session joining a test's outer transaction: its jobs run in that transaction.
+        binding = current_binding() or (external_binding(session) if session else None)
+        committed = partial(self._committed, reserved=False, binding=binding)
         if isinstance(session, Session):
             report_on_commit(session, ids, rows, committed)
         else:
