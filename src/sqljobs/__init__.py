@@ -11,6 +11,8 @@ from .context import JobContext
 from .exceptions import (
     Cancel,
     ConfigurationError,
+    GraphError,
+    GraphNotFound,
     InvalidArguments,
     JobNotFound,
     JobSessionMisused,
@@ -26,6 +28,7 @@ from .exceptions import (
     TaskNotRegistered,
 )
 from .flow import Debounce, KeyLimit
+from .graphs import Graph, GraphSnapshot, Node
 from .jobqueue import DrainResult, JobQueue
 from .jobs import Job, JobError, JobState
 from .registry import Task
@@ -41,6 +44,10 @@ __all__ = [
     "ConfigurationError",
     "Debounce",
     "DrainResult",
+    "Graph",
+    "GraphError",
+    "GraphNotFound",
+    "GraphSnapshot",
     "InvalidArguments",
     "Job",
     "JobContext",
@@ -50,6 +57,7 @@ __all__ = [
     "JobSessionMisused",
     "JobState",
     "KeyLimit",
+    "Node",
     "OutcomeUnknown",
     "Retry",
     "SchemaNotReady",

@@ -100,9 +100,13 @@ class QueueAdministration:
 
     def prune(self, *, older_than: Duration, states: Iterable[JobState | str] | None = None) -> int:
         """Delete finished jobs older than ``older_than``; returns how many."""
-        return self.store.prune(
+        # A finished job still owing its dependents their settlement settles first.
+        self.store.settle_finished()
+        pruned = self.store.prune(
             older_than=to_timedelta(older_than, name="older_than"), states=states
         )
+        self.store.prune_graph_rows()
+        return pruned
 
     def configure_queue(
         self,

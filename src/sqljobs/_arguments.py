@@ -6,13 +6,15 @@ pass the primary key instead; nothing is ever pickled.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import inspect as sa_inspect
@@ -40,6 +42,8 @@ except ImportError:  # pragma: no cover
 MAX_JSON_DEPTH = 30
 #: Ints this short always have a decimal form (Python refuses ints of more than
 #: ``sys.get_int_max_str_digits()`` digits, which is at least 640); longer ones are tried.
+#: Parameters a graph node receives from its dependencies (see ArgumentSpec.awaiting).
+_AWAITING: ContextVar[frozenset[str]] = ContextVar("sqljobs_awaiting", default=frozenset())
 _SAFE_INT_BITS = 2_000
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _PLAIN_SCALARS = frozenset({int, bool, type(None)})
@@ -346,6 +350,22 @@ class ArgumentSpec:
             if (converter := converter_for(self.hints.get(name))) is not None
         }
 
+    @contextlib.contextmanager
+    def awaiting(self, names: Collection[str]) -> Iterator[None]:
+        """Inside: :meth:`validate` does not require ``names`` (a graph node's parameters that
+        its dependencies' results fill in when they finish)."""
+        for name in names:
+            if name not in self._known and not self.accepts_any_keyword:
+                raise ArgumentsDoNotFit(
+                    f"{self.task_name}: has no parameter {name!r} to receive the results of "
+                    f"its dependencies; it accepts {', '.join(map(repr, sorted(self._known)))}"
+                )
+        token = _AWAITING.set(frozenset(names))
+        try:
+            yield
+        finally:
+            _AWAITING.reset(token)
+
     def validate(self, kwargs: Mapping[str, Any], *, stored: bool = False) -> dict[str, Any]:
         """Return the JSON form of ``kwargs`` or raise :class:`InvalidArguments` (or
         :class:`SerializationError` for a value :func:`check_json` refuses, unless the values
@@ -356,8 +376,16 @@ class ArgumentSpec:
                     f"{self.task_name}: do not pass {name!r}; sqljobs gives the task its own "
                     f"{name} when it runs"
                 )
-        if not self._required.issubset(kwargs):
-            missing = [name for name in self.parameters if name in self._required - set(kwargs)]
+        awaited = _AWAITING.get()
+        for name in awaited & kwargs.keys():
+            raise ArgumentsDoNotFit(
+                f"{self.task_name}: argument {name!r} receives the results of the job's "
+                "dependencies; do not pass it too"
+            )
+        if not self._required.issubset(kwargs.keys() | awaited):
+            missing = [
+                name for name in self.parameters if name in self._required - set(kwargs) - awaited
+            ]
             raise ArgumentsDoNotFit(
                 f"{self.task_name}: missing required argument(s) {', '.join(map(repr, missing))}"
             )

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 #: States in the order the dashboard and CLI show them.
 STATE_ORDER: tuple[JobState, ...] = (
+    JobState.BLOCKED,
     JobState.SCHEDULED,
     JobState.AVAILABLE,
     JobState.RUNNING,

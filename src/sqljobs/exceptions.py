@@ -143,3 +143,12 @@ class JobTimeout(SqljobsError):
 
 class LeaseLost(SqljobsError):
     """The worker lost the job's lease (it expired and the job was rescued)."""
+
+
+class GraphError(SqljobsError):
+    """A job graph cannot be built or enqueued as given (the message says what to change)."""
+
+
+class GraphNotFound(JobNotFound):
+    """No job graph has this id (a :class:`JobNotFound`, so handlers of unknown ids catch
+    it)."""

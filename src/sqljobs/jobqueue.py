@@ -19,6 +19,7 @@ from ._administration import QueueAdministration
 from ._binding import QueueBinding
 from ._bulk_admin import BulkAdministration
 from ._commit_hooks import report_on_commit
+from ._graph_queue import GraphAdministration
 from ._keyring import Keyring, SecretKeys
 from ._utils import Duration
 from .context import job_session
@@ -53,7 +54,7 @@ log = logging.getLogger("sqljobs")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class JobQueue(QueueAdministration, BulkAdministration, QueueBinding):
+class JobQueue(GraphAdministration, QueueAdministration, BulkAdministration, QueueBinding):
     """Durable background jobs in the application's own database.
 
     Args:

@@ -12,7 +12,9 @@ class JobState(str, enum.Enum):
     """Where a job is in its life.
 
     ``scheduled`` → ``available`` → ``running`` → ``completed``, or ``retryable`` (and back
-    to ``running``), ``discarded`` after the last attempt, or ``cancelled``.
+    to ``running``), ``discarded`` after the last attempt, or ``cancelled``. A job of a graph
+    with dependencies starts ``blocked`` and becomes ``available`` (or ``scheduled``) when
+    they have all finished (docs/workflows.md).
     """
 
     SCHEDULED = "scheduled"
@@ -22,6 +24,8 @@ class JobState(str, enum.Enum):
     COMPLETED = "completed"
     DISCARDED = "discarded"
     CANCELLED = "cancelled"
+    #: Waits for its dependencies (a job graph); no worker claims it.
+    BLOCKED = "blocked"
 
     def __str__(self) -> str:
         return self.value
@@ -94,6 +98,8 @@ class Job:
     unique_scope: str | None = None
     #: The key of the job's :class:`~sqljobs.KeyLimit` (None: no per-key limit).
     flow_key: str | None = None
+    #: The job graph it belongs to (``jobs.get_graph(graph_id)``), None if none.
+    graph_id: int | None = None
 
     @property
     def last_error(self) -> JobError | None:

@@ -6,7 +6,15 @@ import difflib
 import inspect
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -214,6 +222,12 @@ class Task(Generic[R]):
                 "debounce_key=, not both"
             )
         return seconds
+
+    def prepare_node(self, awaiting: Collection[str], /, **kwargs: Any) -> NewJob:
+        """:meth:`prepare` for a job graph's node whose parameters ``awaiting`` receive its
+        dependencies' results when they finish (so they are not required now)."""
+        with self.arguments.awaiting(awaiting):
+            return self.prepare(**kwargs)
 
     def enqueue(
         self,

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -39,6 +40,8 @@ __all__ = [
     "StoredJSON",
     "UTCDateTime",
     "UndecodableJSON",
+    "dependencies_table",
+    "graphs_table",
     "jobs_table",
     "keys_table",
     "metadata",
@@ -141,6 +144,14 @@ jobs_table = Table(
     Column("flow_period", Float),
     Index("ix_sqljobs_jobs_flow", "flow_key", "state", "id"),
     # -- end of per-key flow control ------------------------------------------------------
+    # -- job graphs (docs/workflows.md "Job graphs") -------------------------------------
+    # The graph a job belongs to (None: none); a job with it set settles its dependents when
+    # it finishes, in the same transaction.
+    Column("graph_id", _ID),
+    # While the job is ``blocked``: how many of its dependencies have not finished yet.
+    Column("waiting_for", Integer),
+    Index("ix_sqljobs_jobs_graph", "graph_id"),
+    # -- end of job graphs ---------------------------------------------------------------
 )
 
 #: Per-queue settings every worker obeys: a global concurrency limit and a rate limit, with the
@@ -171,6 +182,45 @@ keys_table = Table(
     Column("window_start", UTCDateTime),
     Column("window_count", Integer, nullable=False, default=0),
 )
+
+# -- job graphs (docs/workflows.md "Job graphs") -----------------------------------------
+#: One row per enqueued graph: its failure policy and an optional name.
+graphs_table = Table(
+    "sqljobs_graphs",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("name", String(200)),
+    #: "cancel": a dependency discarded or cancelled cancels its dependents (and theirs);
+    #: "continue": they run anyway, receiving None for its result.
+    Column("on_failure", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: One row per dependency: ``job_id`` waits for ``parent_id``. ``resolved`` flips once, when
+#: the parent finishes (in the parent's finishing transaction, or by the maintenance sweep),
+#: with the parent's outcome and, for a completed parent, a copy of its result: the dependent
+#: gets it even if the parent was pruned meanwhile. ``arg``/``many``/``position``: the
+#: dependent's parameter that receives the result (a list of results in ``position`` order
+#: when ``many``).
+dependencies_table = Table(
+    "sqljobs_dependencies",
+    metadata,
+    Column("job_id", _ID, nullable=False),
+    Column("parent_id", _ID, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("arg", String(100)),
+    Column("many", Boolean, nullable=False),
+    Column("resolved", Boolean, nullable=False),
+    Column("outcome", String(16)),
+    Column("result", StoredJSON),
+    PrimaryKeyConstraint("job_id", "parent_id", name="pk_sqljobs_dependencies"),
+    # By parent only: resolving an edge changes no entry of the index the finishing
+    # transaction's locking read goes through (no InnoDB gap lock to wait for).
+    Index("ix_sqljobs_dependencies_parent", "parent_id"),
+    # The sweep's scan of unresolved edges.
+    Index("ix_sqljobs_dependencies_open", "resolved", "parent_id"),
+)
+# -- end of job graphs -------------------------------------------------------------------
 
 workers_table = Table(
     "sqljobs_workers",

@@ -33,7 +33,11 @@ def run(tmp_path: Path, module: str) -> str:
 def test_every_workflows_snippet_is_a_whole_file() -> None:
     text = WORKFLOWS_DOC.read_text()
     assert snippets.unmarked(text) == []
-    assert set(snippets.files(text)) == {"myapp/limits.py", "myapp/debounce.py"}
+    assert set(snippets.files(text)) == {
+        "myapp/limits.py",
+        "myapp/debounce.py",
+        "graphs_example.py",
+    }
 
 
 def test_the_key_limits_example_gives_keys_from_arguments_and_from_enqueue(
@@ -46,3 +50,17 @@ def test_the_key_limits_example_gives_keys_from_arguments_and_from_enqueue(
 
 def test_the_debounce_example_runs_once_with_the_last_arguments(tmp_path: Path) -> None:
     assert run(tmp_path, "myapp.debounce") == "indexing 7: hello\n"
+
+
+def test_the_job_graphs_example_runs_as_written(tmp_path: Path) -> None:
+    files = snippets.files(snippets.section(WORKFLOWS_DOC, "Job graphs"))
+    (tmp_path / "graphs_example.py").write_text(files["graphs_example.py"])
+    done = subprocess.run(
+        [sys.executable, "graphs_example.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "completed nightly: 9 rows"

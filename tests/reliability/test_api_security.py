@@ -121,8 +121,9 @@ def test_schemathesis_no_server_errors_and_responses_match_the_schema(app: FastA
 
         fuzz()
         fuzzed.append(operation.label)
-    # 4 reading routes, retry, cancel, delete; bulk, pause and resume a queue (issue 15)
-    assert len(fuzzed) == 10, fuzzed
+    # 4 reading routes, retry, cancel, delete; bulk, pause and resume a queue (issue 15);
+    # a job graph and its cancel (issue 14)
+    assert len(fuzzed) == 12, fuzzed
 
 
 def test_throughput_with_a_single_bucket(client: TestClient) -> None:

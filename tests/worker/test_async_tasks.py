@@ -314,3 +314,34 @@ def test_psycopg_async_works_like_asyncpg(
         assert counter_total(session_factory) == 8
     finally:
         close_queue(queue, psycopg_engine)
+
+
+def test_a_graph_enqueued_in_an_async_session_exists_only_if_it_commits(
+    ajobs: JobQueue, db_url: str
+) -> None:
+    @ajobs.task
+    async def number(value: int) -> int:
+        return value
+
+    async def request() -> int:
+        endpoint_engine = create_async_engine(async_url(db_url), poolclass=NullPool)
+        try:
+            async with AsyncSession(endpoint_engine) as db:
+                dropped = ajobs.graph()
+                dropped.add(number, value=1)
+                await dropped.enqueue_async(db)
+                await db.rollback()
+                g = ajobs.graph()
+                first = g.add(number, value=2)
+                g.add(number, depends_on=first, result_as="value")
+                graph_id = await g.enqueue_async(db)
+                await db.commit()
+            return graph_id
+        finally:
+            await endpoint_engine.dispose()
+
+    graph_id = asyncio.run(request())
+    assert [j.args for j in ajobs.list_jobs()] == [{}, {"value": 2}]
+    with ajobs.worker(concurrency=1, poll_interval=0.05):
+        eventually(lambda: ajobs.get_graph(graph_id).state == "completed")
+    assert ajobs.get_graph(graph_id).jobs[-1].result == 2

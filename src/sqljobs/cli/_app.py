@@ -65,6 +65,10 @@ def _build_app() -> Any:
     def json_option() -> Any:
         return typer.Option(False, "--json", help="machine-readable output")
 
+    from ._graphs import add_graph_commands  # imports typer, like this function
+
+    add_graph_commands(app, app_option, json_option)
+
     @app.command()
     def worker(
         app_path: str = typer.Argument(

@@ -82,6 +82,7 @@ def _age(value: datetime | None) -> str:
 
 
 STATE_STYLES = {
+    JobState.BLOCKED: "cyan",
     JobState.SCHEDULED: "magenta",
     JobState.AVAILABLE: "blue",
     JobState.RUNNING: "yellow",

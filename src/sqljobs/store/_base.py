@@ -85,6 +85,7 @@ def row_to_job(row: Row[Any] | Mapping[str, Any]) -> Job:
         unique_key=data.get("unique_key"),
         unique_scope=data.get("unique_scope"),
         flow_key=data.get("flow_key"),
+        graph_id=data.get("graph_id"),
     )
 
 

@@ -17,6 +17,7 @@ from ..jobs import Job, JobState
 from . import _statements
 from ._base import (
     _FINISHED,
+    NOTIFY_CHANNEL,
     JobFilters,
     StoreBase,
     _erasing,
@@ -28,6 +29,7 @@ from ._base import (
     row_to_job,
 )
 from ._dialects import db_now
+from ._settle import Finished, reopen, settle
 
 
 def _conflict(job_id: int, holder: int | None, state: str | None) -> UniqueKeyConflict:
@@ -123,6 +125,8 @@ class InspectionStore(StoreBase):
                 "finished_at": None,
                 "max_attempts": max(job.max_attempts, job.attempt + 1),
             }
+            if job.graph_id is not None:
+                values.update(reopen(conn, job))
             if unique_key is not None and job.unique_key is None:
                 holder = conn.execute(
                     select(_jobs.c.id, _jobs.c.state)
@@ -161,6 +165,12 @@ class InspectionStore(StoreBase):
                     **_erasing(job),
                 )
             )
+            if job.graph_id is not None:
+                settle(
+                    conn,
+                    [Finished(job.id, JobState.CANCELLED.value)],
+                    notify_channel=NOTIFY_CHANNEL if self.support.listen_notify else None,
+                )
 
         self.run(work, what="cancel")
         return self.get(job_id)

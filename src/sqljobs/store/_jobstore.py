@@ -36,6 +36,8 @@ from ._base import (
 from ._bound import engine_of
 from ._bulk import BulkStore
 from ._flow import FlowStore
+from ._graphs import GraphStore
+from ._settle import Finished
 
 
 def _as_claimed(job: Job, params: dict[str, Any]) -> Job:
@@ -80,7 +82,7 @@ def _reserve(rows: list[dict[str, Any]], owner: str, lease: timedelta, *, now: d
         )
 
 
-class JobStore(FlowStore, BulkStore):
+class JobStore(FlowStore, GraphStore, BulkStore):
     """Reads and writes the sqljobs tables through one SQLAlchemy engine: the job's life
     (enqueue, claim, outcomes) here, claims with limits in :class:`FlowStore`, leases and
     workers in :class:`LeaseStore`, lookups and
@@ -284,7 +286,10 @@ class JobStore(FlowStore, BulkStore):
         """Mark ``job`` completed inside the caller's transaction. False: the lease was lost."""
         statement, params = _completion(job, result)
         outcome: Any = executor.execute(statement, params)
-        return bool(outcome.rowcount == 1)
+        stored = bool(outcome.rowcount == 1)
+        if stored and job.graph_id is not None:
+            self.settle(executor, [Finished(job.id, JobState.COMPLETED.value, result)])
+        return stored
 
     def complete_many(self, done: Sequence[tuple[Job, Any]]) -> set[int]:
         """Complete jobs whose task had no session, in one transaction; returns those stored.
@@ -301,6 +306,13 @@ class JobStore(FlowStore, BulkStore):
                     outcome: Any = conn.execute(statement, batch)
                     stored += outcome.rowcount
                 if stored == len(done):
+                    in_graphs = [
+                        Finished(job.id, JobState.COMPLETED.value, result)
+                        for job, result in done
+                        if job.graph_id is not None
+                    ]
+                    if in_graphs:
+                        self.settle(conn, in_graphs)
                     return {job.id for job, _ in done}
                 conn.rollback()  # some lease was lost: find out which, one by one
                 _dialects.begin_write(conn)
@@ -309,9 +321,14 @@ class JobStore(FlowStore, BulkStore):
         return self.run(work, what="complete", single_statement=len(done) == 1)
 
     def _set_outcome(self, job: Job, values: dict[str, Any], what: str) -> bool:
+        finished = values.get("state") in (JobState.DISCARDED.value, JobState.CANCELLED.value)
+
         def work(conn: Connection) -> bool:
             outcome: Any = conn.execute(update(_jobs).where(_owned_by(job)).values(values))
-            return bool(outcome.rowcount == 1)
+            stored = bool(outcome.rowcount == 1)
+            if stored and finished and job.graph_id is not None:
+                self.settle(conn, [Finished(job.id, str(values["state"]))])
+            return stored
 
         return self.run(work, what=what)
 

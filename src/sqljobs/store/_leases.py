@@ -28,6 +28,7 @@ from ._base import (
 from ._dialects import db_now
 from ._inspection import InspectionStore
 from ._sessions import SessionConnection
+from ._settle import Finished, settle
 
 log = logging.getLogger("sqljobs.store")
 
@@ -161,7 +162,11 @@ class LeaseStore(InspectionStore):
                     values["finished_at"] = db_now()
                     values["unique_key"] = _statements.KEY_WHEN_FINISHED
                     values.update(_erasing(job))
-                conn.execute(update(_jobs).where(_owned_by(job)).values(values))
+                changed: Any = conn.execute(update(_jobs).where(_owned_by(job)).values(values))
+                if final and changed.rowcount == 1 and job.graph_id is not None:
+                    channel = NOTIFY_CHANNEL if self.support.listen_notify else None
+                    finished = [Finished(job.id, JobState.DISCARDED.value)]
+                    settle(conn, finished, notify_channel=channel)
                 rescued.append(job.id)
             return rescued
 

@@ -69,6 +69,7 @@ NOTICES = {
     "deleted": "The job was deleted.",
     "paused": "The queue is paused: workers stop claiming its jobs within one poll.",
     "resumed": "The queue is resumed.",
+    "graph-cancelled": "The graph's unfinished jobs were cancelled.",
 }
 
 
@@ -306,6 +307,9 @@ def build_dashboard_router(
             headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"},
         )
 
+    from .graph_pages import add_graph_pages  # the page per job graph
+
+    add_graph_pages(pages, board, jobs, csrf=csrf, read_only=read_only, parse_form=_parse_form)
     if read_only:
         return pages
 

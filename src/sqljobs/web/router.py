@@ -23,6 +23,7 @@ from ..exceptions import ConfigurationError
 from ..jobqueue import JobQueue
 from .api import build_api_router
 from .dashboard import build_dashboard_router
+from .graph_api import build_graph_api_router
 
 
 def router(
@@ -75,6 +76,7 @@ def router(
     combined = APIRouter(dependencies=deps)
     if api:
         combined.include_router(build_api_router(jobs, read_only=read_only))
+        combined.include_router(build_graph_api_router(jobs, read_only=read_only))
     if dashboard:
         combined.include_router(
             build_dashboard_router(

@@ -41,6 +41,8 @@ class Maintenance:
             log.warning("job %s: its worker stopped renewing the lease; rescued", job_id)
             self._bus.emit(events.JOB_RESCUED, job_id=job_id)
         self._store.prune_workers(silent_for=lease * 4)
+        # The graphs' safety net: dependencies whose job finished without settling them.
+        self._store.settle_finished()
         self.prune_if_due()
         return rescued
 
@@ -52,6 +54,7 @@ class Maintenance:
             return 0
         self._next_prune = time.monotonic() + self._prune_interval
         pruned = self._store.prune(older_than=self._prune_after)
+        self._store.prune_graph_rows()
         if pruned:
             log.info("pruned %d finished job(s) older than %s", pruned, self._prune_after)
         # Rows of keys no unfinished job has, whose rate window began as long ago.
