@@ -143,3 +143,18 @@ class JobTimeout(SqljobsError):
 
 class LeaseLost(SqljobsError):
     """The worker lost the job's lease (it expired and the job was rescued)."""
+
+
+# -- durable steps (issue 14, item 1) -----------------------------------------------------------
+
+
+class StepMisused(SqljobsError):
+    """A step was called in a way that fails the same on every attempt (a name used twice in
+    one job, a step inside a step, a step in a task that takes a session, steps run
+    concurrently); the message says what to change. The job is discarded, never retried."""
+
+
+class StepMismatch(StepMisused):
+    """The job's code called its steps in another order than the run that stored them
+    (non-deterministic task code, or a deploy that changed the task): replaying the stored
+    results would hand them to the wrong calls. The job is discarded; see docs/workflows.md."""

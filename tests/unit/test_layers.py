@@ -48,6 +48,7 @@ TOP_LEVEL = {
     "sqljobs.events": VOCABULARY,
     "sqljobs.registry": VOCABULARY,
     "sqljobs.periodic": VOCABULARY,
+    "sqljobs.steps": VOCABULARY,
     "sqljobs.jobqueue": FACADE,
     "sqljobs._administration": FACADE,
     "sqljobs._bulk_admin": FACADE,
