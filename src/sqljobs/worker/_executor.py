@@ -168,6 +168,7 @@ class Executor:
                     store=self._store,
                     session_factory=self._session_factory,
                     async_session_factory=self._async_session_factory,
+                    async_task=task.is_async,
                 )
             )
         if task.is_async:

@@ -58,8 +58,10 @@ class AttemptSteps:
         store: JobStore,
         session_factory: sessionmaker[Any],
         async_session_factory: async_sessionmaker[Any] | None,
+        async_task: bool = False,
     ) -> None:
         self._job = job
+        self._async_task = async_task
         self._store = store
         self._session_factory = session_factory
         self._async_session_factory = async_session_factory
@@ -137,11 +139,14 @@ class AttemptSteps:
                 f"step {name!r}: {getattr(func, '__name__', func)!r} is async def; in a sync "
                 "task give ctx.step a sync function (async tasks use await ctx.astep)"
             )
-        if _in_event_loop():
+        if self._async_task:
             raise StepMisused(
                 f"step {name!r} was called with ctx.step inside an async task: use "
                 f"await ctx.astep({name!r}, ...), which does not block the event loop"
             )
+        return self._run_sync(name, func, kwargs)
+
+    def _run_sync(self, name: str, func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         codec = StepCodec.of(func)
         with self._turn(name) as (position, done):
             if done is not None:
@@ -201,7 +206,7 @@ class AttemptSteps:
     async def run_async(self, name: str, func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         if not inspect.iscoroutinefunction(func):
             # A sync step in an async task: in a thread, with a sync session.
-            return await asyncio.to_thread(self.run, name, func, kwargs)
+            return await asyncio.to_thread(self._run_sync, name, func, kwargs)
         codec = StepCodec.of(func)
         wants_session = takes_session(func)
         if wants_session and self._async_session_factory is None:
@@ -317,14 +322,6 @@ class AttemptSteps:
             log.warning(
                 "job %s: could not record the failure of step %r", self._job.id, name, exc_info=True
             )
-
-
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _safely(action: Callable[[], Any]) -> None:
