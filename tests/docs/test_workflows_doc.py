@@ -33,7 +33,7 @@ def run(tmp_path: Path, module: str) -> str:
 def test_every_workflows_snippet_is_a_whole_file() -> None:
     text = WORKFLOWS_DOC.read_text()
     assert snippets.unmarked(text) == []
-    assert set(snippets.files(text)) == {"myapp/limits.py", "myapp/debounce.py"}
+    assert set(snippets.files(text)) == {"myapp/limits.py", "myapp/debounce.py", "myapp/orders.py"}
 
 
 def test_the_key_limits_example_gives_keys_from_arguments_and_from_enqueue(
@@ -46,3 +46,12 @@ def test_the_key_limits_example_gives_keys_from_arguments_and_from_enqueue(
 
 def test_the_debounce_example_runs_once_with_the_last_arguments(tmp_path: Path) -> None:
     assert run(tmp_path, "myapp.debounce") == "indexing 7: hello\n"
+
+
+def test_the_steps_example_runs_each_step_once_and_pays_the_order(tmp_path: Path) -> None:
+    assert run(tmp_path, "myapp.orders").splitlines() == [
+        "reserve completed 1 1",
+        "charge completed 1 {'charge_id': 'ch_1', 'idempotency_key': 'order-1'}",
+        "mark-paid completed 1 paid",
+        "paid",
+    ]
