@@ -387,7 +387,7 @@ def test_a_new_job_never_inherits_steps_left_by_a_deleted_job_with_its_id(
     assert step.attempts == 1 and step.state is StepState.COMPLETED
 
 
-def test_deleting_or_pruning_a_job_deletes_its_steps(
+def test_deleting_pruning_or_bulk_deleting_a_job_deletes_its_steps(
     jobs: JobQueue, engine: Engine, session_factory: sessionmaker[Session]
 ) -> None:
     add_counters(session_factory, 1)
@@ -397,9 +397,15 @@ def test_deleting_or_pruning_a_job_deletes_its_steps(
         ctx.step("a", bump, counter_id=1)
         ctx.step("b", bump, counter_id=1)
 
+    @jobs.task
+    def other(ctx: JobContext) -> None:
+        ctx.step("c", bump, counter_id=1)
+
     deleted, pruned, kept = flow.enqueue(), flow.enqueue(), flow.enqueue()
+    bulk_deleted = other.enqueue()
     jobs.drain()
     jobs.store.delete_job(deleted)
+    assert jobs.bulk("delete", task=other.name).changed == [bulk_deleted]
     with engine.begin() as conn:  # make one of them old enough to prune
         conn.execute(
             jobs_table.update()
@@ -410,3 +416,4 @@ def test_deleting_or_pruning_a_job_deletes_its_steps(
     with engine.connect() as conn:
         left = sorted(conn.execute(select(steps_table.c.job_id, steps_table.c.name)).all())
     assert left == [(kept, "a"), (kept, "b")]
+    assert bulk_deleted not in {job_id for job_id, _ in left}
