@@ -417,3 +417,28 @@ def test_deleting_pruning_or_bulk_deleting_a_job_deletes_its_steps(
         left = sorted(conn.execute(select(steps_table.c.job_id, steps_table.c.name)).all())
     assert left == [(kept, "a"), (kept, "b")]
     assert bulk_deleted not in {job_id for job_id, _ in left}
+
+
+def test_steps_run_inside_a_tests_transaction_and_roll_back_with_it(
+    jobs: JobQueue, engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    add_counters(session_factory, 1)
+
+    @jobs.task(max_attempts=2, backoff=LATER)
+    def flow(ctx: JobContext) -> dict[str, int]:
+        first = ctx.step("bump", bump, counter_id=1)
+        if ctx.attempt == 1:
+            raise RuntimeError("retry me")
+        return first
+
+    with engine.connect() as conn, conn.begin() as outer:
+        test_session = Session(bind=conn, join_transaction_mode="create_savepoint")
+        job_id = flow.enqueue(test_session)
+        jobs.drain(using=test_session)
+        jobs.drain(using=test_session, include_scheduled=True)
+        seen = test_session.scalars(select(Counter.n)).one()
+        states = test_session.scalars(select(steps_table.c.state)).all()
+        done = test_session.scalars(select(jobs_table.c.state)).one()
+        outer.rollback()
+    assert (seen, states, done) == (1, ["completed"], "completed")  # inside: once
+    assert counters(session_factory) == {1: 0} and jobs.steps(job_id) == []  # rolled back

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,13 +31,15 @@ from ..exceptions import (
 )
 from ..jobs import Job
 from ..steps import JobStep, StepCodec, StepState, running_step, takes_session
-from ..store import JobStore, begin_write
+from ..store import JobStore, begin_write, current_binding
 from ._job_session import SessionGuard
+from ._loops import attempt_session
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
 log = logging.getLogger("sqljobs.steps")
+T = TypeVar("T")
 
 
 def _lease_lost(job: Job, name: str) -> LeaseLost:
@@ -176,12 +178,19 @@ class AttemptSteps:
         codec: StepCodec,
         started: float,
     ) -> Any:
-        session: Session = self._session_factory()
+        binding = current_binding()
+        session: Session = (
+            self._session_factory()
+            if binding is None  # else a test's transaction: a savepoint of it
+            else self._session_factory(
+                bind=binding.connection, join_transaction_mode="create_savepoint"
+            )
+        )
         session.info[JOB_SESSION_INFO] = True
         guard = SessionGuard(session, self._job.task)
         try:
             connection = session.connection()
-            if self._store.support.single_writer:
+            if self._store.support.single_writer and binding is None:
                 begin_write(connection)
             with running_with_session(self._store.engine, session):
                 result = func(session=session, **kwargs)
@@ -206,7 +215,7 @@ class AttemptSteps:
     async def run_async(self, name: str, func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         if not inspect.iscoroutinefunction(func):
             # A sync step in an async task: in a thread, with a sync session.
-            return await asyncio.to_thread(self._run_sync, name, func, kwargs)
+            return await _off_loop(self._run_sync, name, func, kwargs)
         codec = StepCodec.of(func)
         wants_session = takes_session(func)
         if wants_session and self._async_session_factory is None:
@@ -218,7 +227,7 @@ class AttemptSteps:
         with self._turn(name) as (position, done):
             if done is not None:
                 return codec.decode(done.result)
-            held = await asyncio.to_thread(self._store.start_step, self._job, name, position)
+            held = await _off_loop(self._store.start_step, self._job, name, position)
             if not held:
                 raise _lease_lost(self._job, name)
             started = time.monotonic()
@@ -231,7 +240,7 @@ class AttemptSteps:
                     else:
                         stored = self._encode(name, codec, await func(**kwargs))
                         duration = time.monotonic() - started
-                        finished = await asyncio.to_thread(
+                        finished = await _off_loop(
                             self._store.finish_step_alone, self._job, name, stored, duration
                         )
                         if not finished:
@@ -239,7 +248,7 @@ class AttemptSteps:
             except BaseException as exc:
                 duration = time.monotonic() - started
                 try:
-                    await asyncio.to_thread(self._record_failure, name, exc, duration)
+                    await _off_loop(self._record_failure, name, exc, duration)
                 except BaseException:  # cancelled again while recording: best effort
                     log.warning("could not record step %r's failure", name, exc_info=True)
                 raise
@@ -253,13 +262,12 @@ class AttemptSteps:
         codec: StepCodec,
         started: float,
     ) -> Any:
-        assert self._async_session_factory is not None  # checked by run_async
-        session = self._async_session_factory()
+        session = attempt_session(self._async_session_factory, f"{self._job.task} step {name!r}")
         session.sync_session.info[JOB_SESSION_INFO] = True
         guard = SessionGuard(session.sync_session, self._job.task)
         try:
             connection = await session.connection()
-            if self._store.support.single_writer:
+            if self._store.support.single_writer and current_binding() is None:
                 await connection.run_sync(begin_write)
             with running_with_session(self._store.engine, session):
                 result = await func(session=session, **kwargs)
@@ -322,6 +330,17 @@ class AttemptSteps:
             log.warning(
                 "job %s: could not record the failure of step %r", self._job.id, name, exc_info=True
             )
+
+
+async def _off_loop(func: Callable[..., T], *args: Any) -> T:
+    """Run sync ``func`` (bookkeeping, a sync step) without blocking the event loop: in a
+    thread; or, when the store is bound to a test's async connection, in a greenlet on this
+    loop (that connection is used only from its own greenlets)."""
+    if current_binding() is not None:
+        from sqlalchemy.util import greenlet_spawn
+
+        return await greenlet_spawn(func, *args)
+    return await asyncio.to_thread(func, *args)
 
 
 def _safely(action: Callable[[], Any]) -> None:
