@@ -14,6 +14,7 @@ from .exceptions import ConfigurationError, UniqueKeyConflict
 from .flow import DEBOUNCE_SCOPE
 from .jobs import Job, JobState
 from .registry import Task, TaskRegistry
+from .steps import JobStep
 from .store import JobStore
 
 
@@ -38,6 +39,16 @@ class QueueAdministration:
     def get(self, job_id: int) -> Job:
         """A snapshot of one job (state, attempts, errors, result)."""
         return self.store.get(job_id)
+
+    def steps(self, job_id: int) -> list[JobStep]:
+        """The durable steps job ``job_id`` ran (``ctx.step``), in the order it called them:
+        name, state, attempts, result, last error, times and duration. Empty for a job
+        without steps (or no such job: use :meth:`get` to tell). Example::
+
+            for step in jobs.steps(job_id):
+                print(step.name, step.state, step.attempts, step.duration)
+        """
+        return self.store.steps_of(job_id)
 
     def list_jobs(
         self,

@@ -11,6 +11,13 @@ Declare a ``ctx`` parameter to receive it::
             ctx.set_progress(done / len(rows), f"{done} of {len(rows)} rows")
         ctx.logger.info("exported %d rows", len(rows))
         return {"rows": len(rows)}                # stored as the job's JSON result
+
+A task without a session of its own runs durable steps through it (docs/workflows.md)::
+
+    @jobs.task
+    def fulfil(ctx: JobContext, order_id: int) -> None:
+        charge = ctx.step("charge", charge_card, order_id=order_id)  # once, result stored
+        ctx.step("ship", ship_order, order_id=order_id, charge_id=charge["id"])
 """
 
 from __future__ import annotations
@@ -22,14 +29,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._arguments import check_json
-from .exceptions import Cancel, SerializationError
+from .exceptions import Cancel, SerializationError, StepMisused
 from .jobs import Job
+from .steps import StepRunner, check_step_name, current_step
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+T = TypeVar("T")
 
 #: Progress messages are stored up to this length.
 MAX_PROGRESS_MESSAGE = 500
@@ -81,6 +91,7 @@ class JobContext:
         self._progress: tuple[float, str] | None = None
         self._progress_dirty = False
         self._on_cancel: list[Callable[[], None]] = []
+        self._steps: StepRunner | None = None
 
     def __repr__(self) -> str:
         return f"<JobContext job={self.job.id} task={self.job.task!r} attempt={self.attempt}>"
@@ -162,3 +173,58 @@ class JobContext:
                 return None
             self._progress_dirty = False
             return self._progress
+
+    # -- durable steps -------------------------------------------------------------------
+
+    def attach_steps(self, runner: StepRunner) -> None:
+        """Give this attempt its step runner (the worker does, before the task runs)."""
+        self._steps = runner
+
+    def step(self, name: str, func: Callable[..., T], /, **kwargs: Any) -> T:
+        """Run ``func(**kwargs)`` as the durable step ``name`` of this job; return its result.
+
+        The step runs in its own transaction: a ``session`` parameter of ``func`` receives a
+        fresh session, and the step's writes, its result and the check that this worker
+        still holds the job's lease commit together. A step that completed in an earlier
+        attempt is not run again: its stored result comes back (the same value the first run
+        returned, decoded by ``func``'s return annotation like arguments are). Call the steps
+        of a job in the same order on every attempt, each name once. Example::
+
+            charge = ctx.step("charge", charge_card, order_id=order_id)
+
+        A step that raises records its error (and attempt) on the step and re-raises it: the
+        job fails and its retry runs that step again. Rules and edges: docs/workflows.md.
+        """
+        runner = self._step_runner(name)
+        return runner.run(name, func, kwargs)  # type: ignore[no-any-return]
+
+    async def astep(self, name: str, func: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """:meth:`step` for async tasks: ``await ctx.astep("charge", charge_card, ...)``.
+        An ``async def`` step's ``session`` is an ``AsyncSession`` (from the queue's
+        ``async_session_factory``); a sync step runs in a thread with a sync ``Session``."""
+        runner = self._step_runner(name)
+        return await runner.run_async(name, func, kwargs)
+
+    def _step_runner(self, name: str) -> StepRunner:
+        check_step_name(name)
+        outer = current_step()
+        if outer is not None:
+            raise StepMisused(
+                f"step {name!r} was called inside step {outer!r} of task {self.job.task}: "
+                "steps do not nest (the inner one would commit apart from the outer one's "
+                "transaction); call both from the task, one after the other"
+            )
+        if _job_session.get() is not None:
+            raise StepMisused(
+                f"task {self.job.task} takes a session and called step {name!r}: a task "
+                "that runs steps has no session of its own (its open transaction would hold "
+                "locks, on SQLite the write lock, that its steps wait for). Remove the "
+                "task's session parameter and do its writes in steps, whose functions take "
+                "a session"
+            )
+        if self._steps is None:
+            raise StepMisused(
+                f"step {name!r}: this JobContext belongs to no running attempt (steps run "
+                "inside a task that sqljobs runs)"
+            )
+        return self._steps

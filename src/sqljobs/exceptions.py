@@ -152,3 +152,18 @@ class GraphError(SqljobsError):
 class GraphNotFound(JobNotFound):
     """No job graph has this id (a :class:`JobNotFound`, so handlers of unknown ids catch
     it)."""
+
+
+# -- durable steps (issue 14, item 1) -----------------------------------------------------------
+
+
+class StepMisused(SqljobsError):
+    """A step was called in a way that fails the same on every attempt (a name used twice in
+    one job, a step inside a step, a step in a task that takes a session, steps run
+    concurrently); the message says what to change. The job is discarded, never retried."""
+
+
+class StepMismatch(StepMisused):
+    """The job's code called its steps in another order than the run that stored them
+    (non-deterministic task code, or a deploy that changed the task): replaying the stored
+    results would hand them to the wrong calls. The job is discarded; see docs/workflows.md."""

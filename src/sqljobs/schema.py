@@ -46,6 +46,7 @@ __all__ = [
     "keys_table",
     "metadata",
     "queues_table",
+    "steps_table",
     "workers_table",
 ]
 
@@ -232,4 +233,29 @@ workers_table = Table(
     Column("concurrency", Integer, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+# -- durable steps (issue 14, item 1) ---------------------------------------------------------
+#: One row per named step of a job (``ctx.step``): written by the worker that holds the job's
+#: lease, the completed state and result in the same commit as the step's own writes. A new
+#: table, so ``create_schema()`` adds it to an existing install and older workers never read
+#: it. ``job_created_at`` copies the job's ``created_at``: SQLite can give a pruned job's id to
+#: a new job, and a step row only belongs to the job whose id *and* creation time it holds.
+steps_table = Table(
+    "sqljobs_steps",
+    metadata,
+    Column("job_id", _ID, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("job_created_at", UTCDateTime, nullable=False),
+    #: The step's place among the job's step calls (0, 1, ...) in its last run.
+    Column("position", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("result", StoredJSON),
+    Column("error", JSON),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    #: Seconds the last run took, measured by the worker.
+    Column("duration", Float),
+    PrimaryKeyConstraint("job_id", "name", name="pk_sqljobs_steps"),
 )

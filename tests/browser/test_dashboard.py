@@ -24,7 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 import sqljobs.fastapi
-from sqljobs import Backoff, JobQueue, JobState
+from sqljobs import Backoff, JobContext, JobQueue, JobState
 from sqljobs._utils import utcnow
 from sqljobs.schema import jobs_table
 from tests import databases
@@ -291,3 +291,56 @@ def test_bulk_retry_by_filter_counts_first_and_a_queue_is_paused_and_resumed(
     page.wait_for_url("**notice=resumed")
     expect(page.locator('[data-paused="mail"]')).to_have_count(0)
     assert jobs.paused_queues() == []
+
+
+def test_the_job_page_shows_its_steps_and_their_progress_live(
+    page: Any, base_url: str, jobs: JobQueue, session_factory: Any, screenshots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    add_counters(session_factory, 1)
+    gateway_up = threading.Event()
+
+    def reserve_stock(session: Session, order_id: int) -> dict[str, Any]:
+        increment(session)
+        return {"reserved": order_id}
+
+    def charge(order_id: int) -> str:
+        if not gateway_up.is_set():
+            raise RuntimeError(f"payment gateway timed out for order {order_id} {EVIL}")
+        return "ch_1042"
+
+    def ship(session: Session, charge_id: str) -> str:
+        increment(session)
+        return f"shipped after {charge_id}"
+
+    @jobs.task(name="shop.fulfil", queue="orders", backoff=Backoff(base=3600, jitter=0))
+    def fulfil(ctx: JobContext, order_id: int) -> str:
+        ctx.step("reserve-stock", reserve_stock, order_id=order_id)
+        charge_id = ctx.step("charge", charge, order_id=order_id)
+        return ctx.step("ship", ship, charge_id=charge_id)
+
+    job_id = fulfil.enqueue(order_id=1042)
+    jobs.drain()
+    page.goto(f"{base_url}/jobs/{job_id}")
+    rows = page.locator("#job-steps tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text("reserve-stock")
+    expect(rows.nth(0)).to_contain_text("completed")
+    expect(rows.nth(1)).to_contain_text("failed")
+    expect(rows.nth(1).locator(".step-error")).to_contain_text(
+        "RuntimeError: payment gateway timed out for order 1042 <script>"
+    )
+    assert page.evaluate("window.__xss") is None
+    shoot(page, screenshots, "dashboard-job-steps.png")
+
+    gateway_up.set()
+    with jobs.worker(concurrency=1, poll_interval=0.05, queues=["orders"]):
+        page.click("#retry-button")
+        page.wait_for_url("**notice=retried")
+        expect(page.locator("#job-state")).to_have_text("completed", timeout=20_000)
+        expect(rows).to_have_count(3)
+        expect(rows.nth(1)).to_contain_text("completed")
+        expect(rows.nth(2)).to_contain_text("ship")
+        expect(page.locator("#job-result")).to_contain_text("shipped after ch_1042")
+    assert [step.attempts for step in jobs.steps(job_id)] == [1, 2, 1]

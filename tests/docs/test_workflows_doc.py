@@ -37,6 +37,7 @@ def test_every_workflows_snippet_is_a_whole_file() -> None:
         "myapp/limits.py",
         "myapp/debounce.py",
         "graphs_example.py",
+        "myapp/orders.py",
     }
 
 
@@ -64,3 +65,12 @@ def test_the_job_graphs_example_runs_as_written(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "completed nightly: 9 rows"
+
+
+def test_the_steps_example_runs_each_step_once_and_pays_the_order(tmp_path: Path) -> None:
+    assert run(tmp_path, "myapp.orders").splitlines() == [
+        "reserve completed 1 1",
+        "charge completed 1 {'charge_id': 'ch_1', 'idempotency_key': 'order-1'}",
+        "mark-paid completed 1 paid",
+        "paid",
+    ]

@@ -7,7 +7,7 @@ import os
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from sqljobs import Backoff, JobQueue
+from sqljobs import Backoff, JobContext, JobQueue
 from tests.helpers import increment
 
 engine = create_engine(os.environ["SQLJOBS_TEST_DATABASE_URL"], pool_size=10)
@@ -30,3 +30,21 @@ def explode(message: str) -> None:
 @jobs.task(name="explode_once", queue="mail", max_attempts=1, unique=True)
 def explode_once(message: str) -> None:
     raise RuntimeError(message)
+
+
+def _charge(session: Session, counter_id: int) -> dict[str, int]:
+    increment(session, counter_id)
+    return {"charged": counter_id}
+
+
+def _ship(attempt: int) -> str:
+    if attempt == 1:
+        raise RuntimeError("<b>courier</b> [red]down[/red]")
+    return "shipped"
+
+
+@jobs.task(name="stepped", max_attempts=2, backoff=Backoff(base=3600, jitter=0))
+def stepped(ctx: JobContext, counter_id: int = 1) -> str:
+    """Two durable steps; the second fails on the first attempt."""
+    ctx.step("charge", _charge, counter_id=counter_id)
+    return ctx.step("ship", _ship, attempt=ctx.attempt)

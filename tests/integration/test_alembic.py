@@ -69,7 +69,7 @@ def test_alembic_autogenerate_upgrade_and_downgrade_the_sqljobs_tables(
 
     command.upgrade(alembic_config, "head")
     tables = set(inspect(engine).get_table_names())
-    assert {"sqljobs_jobs", "sqljobs_queues", "sqljobs_workers"} <= tables
+    assert {"sqljobs_jobs", "sqljobs_queues", "sqljobs_workers", "sqljobs_steps"} <= tables
     indexes = {ix["name"] for ix in inspect(engine).get_indexes("sqljobs_jobs")}
     assert "ix_sqljobs_jobs_claim" in indexes
     jobs = JobQueue(session_factory)  # type: ignore[arg-type]

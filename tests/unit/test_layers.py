@@ -49,6 +49,7 @@ TOP_LEVEL = {
     "sqljobs.registry": VOCABULARY,
     "sqljobs.periodic": VOCABULARY,
     "sqljobs.graphs": VOCABULARY,
+    "sqljobs.steps": VOCABULARY,
     "sqljobs.jobqueue": FACADE,
     "sqljobs._administration": FACADE,
     "sqljobs._bulk_admin": FACADE,

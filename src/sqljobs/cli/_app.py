@@ -208,13 +208,16 @@ def _build_app() -> Any:
         app_path: str = app_option(),
         as_json: bool = json_option(),
     ) -> None:
-        """One job: arguments, attempts, errors with tracebacks, progress and result."""
+        """One job: arguments, attempts, errors with tracebacks, progress, result and its
+        durable steps (name, state, attempts, duration, error)."""
         with reporting():
-            job = _load(app_path).get(job_id)
+            jobs = _load(app_path)
+            job = jobs.get(job_id)
+            steps = jobs.steps(job_id)
             if as_json:
-                print_json(job_detail(job))
+                print_json(job_detail(job, steps))
             else:
-                console().print(render_job(job))
+                console().print(render_job(job, steps))
 
     def each_job(
         job_ids: list[int], app_path: str | None, action: Callable[[JobQueue, int], Job], verb: str

@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from .._overview import STATE_ORDER
 from .._secrets import redacted
 from .._utils import utcnow
 from ..jobs import Job, JobState
+from ..steps import JobStep
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -49,7 +51,21 @@ def job_summary(job: Job) -> dict[str, Any]:
     }
 
 
-def job_detail(job: Job) -> dict[str, Any]:
+def step_json(step: JobStep) -> dict[str, Any]:
+    return {
+        "name": step.name,
+        "position": step.position,
+        "state": step.state.value,
+        "attempts": step.attempts,
+        "duration": step.duration,
+        "started_at": _iso(step.started_at),
+        "finished_at": _iso(step.finished_at),
+        "result": step.result,
+        "error": step.error.to_json() if step.error is not None else None,
+    }
+
+
+def job_detail(job: Job, steps: Sequence[JobStep] = ()) -> dict[str, Any]:
     return {
         **job_summary(job),
         "lease_owner": job.lease_owner,
@@ -58,6 +74,7 @@ def job_detail(job: Job) -> dict[str, Any]:
         "progress": getattr(job, "progress", None),
         "progress_message": getattr(job, "progress_message", None),
         "errors": [e.to_json() for e in job.errors],
+        "steps": [step_json(step) for step in steps],
     }
 
 
@@ -208,7 +225,7 @@ def render_job_list(found: list[Job], total: int, offset: int) -> RenderableType
     return Group(table, f"jobs {shown}")
 
 
-def render_job(job: Job) -> RenderableType:
+def render_job(job: Job, steps: Sequence[JobStep] = ()) -> RenderableType:
     from rich.console import Group
     from rich.panel import Panel
     from rich.table import Table
@@ -238,6 +255,8 @@ def render_job(job: Job) -> RenderableType:
     if job.result is not None:
         result = json.dumps(job.result, indent=2, ensure_ascii=False, default=str)
         parts.append(Panel(_escape(result), title="result", title_align="left"))
+    if steps:
+        parts.append(_steps_table(steps))
     if not job.errors:
         parts.append("no failed attempt")
     for error in reversed(job.errors):
@@ -253,6 +272,25 @@ def render_job(job: Job) -> RenderableType:
             )
         )
     return Group(*parts)
+
+
+def _steps_table(steps: Sequence[JobStep]) -> RenderableType:
+    from rich.table import Table
+
+    table = Table(title="steps", title_justify="left")
+    for column in ("#", "step", "state", "attempts", "duration", "error"):
+        table.add_column(column)
+    for step in steps:
+        error = f"{step.error.type}: {step.error.message}"[:80] if step.error else ""
+        table.add_row(
+            str(step.position + 1),
+            _escape(step.name),
+            step.state.value,
+            str(step.attempts),
+            f"{step.duration:.3f}s" if step.duration is not None else "",
+            _escape(error),
+        )
+    return table
 
 
 # -- worker ---------------------------------------------------------------------------

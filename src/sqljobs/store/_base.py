@@ -372,9 +372,16 @@ class StoreBase:
         return self.run(work, what=what, single_statement=single_statement)
 
     def _rowcount_by_locked_ids(
-        self, pick: Select[Any], change: Delete | Update, what: str, params: dict[str, Any]
+        self,
+        pick: Select[Any],
+        change: Delete | Update,
+        what: str,
+        params: dict[str, Any],
+        *,
+        before: Delete | None = None,
     ) -> int:
-        """Run ``change`` (filtered on ``p_ids``) on the ids ``pick`` locks, batch by batch.
+        """Run ``change`` (filtered on ``p_ids``) on the ids ``pick`` locks, batch by batch
+        (after ``before``, filtered the same way, in the same transaction).
 
         For InnoDB (see ``DialectSupport.index_locks_before_rows``): ``pick`` must lock with
         SKIP LOCKED and bind ``p_limit``; rows another transaction holds are left for later.
@@ -385,6 +392,8 @@ class StoreBase:
             ids = conn.execute(pick, {**params, "p_limit": batch_size}).scalars().all()
             if not ids:
                 return 0
+            if before is not None:
+                conn.execute(before, {"p_ids": ids})
             outcome: Any = conn.execute(change, {"p_ids": ids})
             return int(outcome.rowcount)
 

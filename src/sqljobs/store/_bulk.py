@@ -34,6 +34,7 @@ from ._base import (
     row_to_job,
 )
 from ._dialects import db_now
+from ._steps import steps_deletion
 
 BulkAction = Literal["retry", "cancel", "delete"]
 
@@ -122,7 +123,9 @@ class BulkStore(StoreBase):
             rows = [row_to_job(r) for r in conn.execute(pick)]
             if action == "delete":
                 if rows:
-                    conn.execute(delete(_jobs).where(_jobs.c.id.in_([j.id for j in rows])))
+                    ids = [j.id for j in rows]
+                    conn.execute(steps_deletion(ids))  # a job's steps go with it
+                    conn.execute(delete(_jobs).where(_jobs.c.id.in_(ids)))
                 outcome.changed = rows
             elif action == "cancel":
                 for job in rows:

@@ -19,7 +19,6 @@ from ._base import (
     _FINISHED,
     NOTIFY_CHANNEL,
     JobFilters,
-    StoreBase,
     _erasing,
     _errors_with,
     _jobs,
@@ -30,6 +29,7 @@ from ._base import (
 )
 from ._dialects import db_now
 from ._settle import Finished, reopen, settle
+from ._steps import StepStore, steps_deletion
 
 
 def _conflict(job_id: int, holder: int | None, state: str | None) -> UniqueKeyConflict:
@@ -42,7 +42,7 @@ def _conflict(job_id: int, holder: int | None, state: str | None) -> UniqueKeyCo
     )
 
 
-class InspectionStore(StoreBase):
+class InspectionStore(StepStore):
     """Job store queries for people and tools rather than workers."""
 
     def list_workers(self) -> list[dict[str, Any]]:
@@ -195,10 +195,20 @@ class InspectionStore(StoreBase):
         finished_before = db_now(literal(-older_than.total_seconds(), Float))
         finished = (_jobs.c.state.in_(chosen), _jobs.c.finished_at < finished_before)
         if self.support.index_locks_before_rows:
-            by_id = delete(_jobs).where(_jobs.c.id.in_(bindparam("p_ids", expanding=True)))
+            ids: Any = bindparam("p_ids", expanding=True)
+            by_id = delete(_jobs).where(_jobs.c.id.in_(ids))
             pick = _statements.locked_ids(*finished)
-            return self._rowcount_by_locked_ids(pick, by_id, "prune", {})
-        return self._rowcount(delete(_jobs).where(*finished), "prune")
+            return self._rowcount_by_locked_ids(
+                pick, by_id, "prune", {}, before=steps_deletion(ids)
+            )
+
+        def work(conn: Connection) -> int:
+            # A job's steps go with it, in the same transaction.
+            conn.execute(steps_deletion(select(_jobs.c.id).where(*finished).scalar_subquery()))
+            outcome: Any = conn.execute(delete(_jobs).where(*finished))
+            return int(outcome.rowcount)
+
+        return self.run(work, what="prune")
 
     # -- dashboard and CLI queries ---------------------------------------------------------
 
@@ -294,8 +304,15 @@ class InspectionStore(StoreBase):
         return self.run(work, what="throughput", read_only=True)
 
     def delete_all_jobs(self) -> int:
-        """Delete every job row, whatever its state (for tests: see ``sqljobs.testing``)."""
-        return self._rowcount(delete(_jobs), "delete all jobs")
+        """Delete every job row, whatever its state (for tests: see ``sqljobs.testing``), and
+        every step row."""
+
+        def work(conn: Connection) -> int:
+            conn.execute(delete(self.steps_table))
+            outcome: Any = conn.execute(delete(_jobs))
+            return int(outcome.rowcount)
+
+        return self.run(work, what="delete all jobs")
 
     def delete_job(self, job_id: int) -> Job:
         """Delete one job that is not running (cancel it first); return its last snapshot."""
@@ -304,6 +321,7 @@ class InspectionStore(StoreBase):
             job = self._locked(conn, job_id)
             if job.state is JobState.RUNNING:
                 raise StoreError(f"job {job_id} is running; cancel it before deleting it")
+            self.delete_steps(conn, [job_id])
             conn.execute(delete(_jobs).where(_jobs.c.id == job_id))
             return job
 

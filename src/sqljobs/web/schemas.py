@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field
 from .._overview import Overview, Throughput
 from .._secrets import redacted
 from ..jobs import Job, JobError, JobState
+from ..steps import JobStep, StepState
 
 
 class JobErrorOut(BaseModel):
@@ -29,6 +31,34 @@ class JobErrorOut(BaseModel):
             type=error.type,
             message=error.message,
             traceback=error.traceback,
+        )
+
+
+class StepOut(BaseModel):
+    """One durable step of the job (``ctx.step``), in the order the job calls them."""
+
+    name: str
+    position: int = Field(description="the step's place among the job's steps, from 0")
+    state: StepState = Field(description="running, completed or failed (its retry runs it)")
+    attempts: int = Field(description="times the step was started (a killed run counts)")
+    duration: float | None = Field(None, description="seconds its last finished run took")
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: Any = Field(None, description="the stored result of a completed step")
+    error: JobErrorOut | None = Field(None, description="its last run's error, if it raised")
+
+    @classmethod
+    def of(cls, step: JobStep) -> StepOut:
+        return cls(
+            name=step.name,
+            position=step.position,
+            state=step.state,
+            attempts=step.attempts,
+            duration=step.duration,
+            started_at=step.started_at,
+            finished_at=step.finished_at,
+            result=step.result,
+            error=JobErrorOut.of(step.error) if step.error is not None else None,
         )
 
 
@@ -81,9 +111,10 @@ class JobDetail(JobSummary):
     progress: Any = Field(None, description="fraction done (0..1) last reported by the task")
     progress_message: str | None = Field(None, description="message sent with that progress")
     errors: list[JobErrorOut] = Field(default_factory=list)
+    steps: list[StepOut] = Field(default_factory=list, description="its durable steps")
 
     @classmethod
-    def of(cls, job: Job) -> JobDetail:
+    def of(cls, job: Job, steps: Sequence[JobStep] = ()) -> JobDetail:
         return cls(
             **JobSummary.of(job).model_dump(),
             lease_owner=job.lease_owner,
@@ -92,6 +123,7 @@ class JobDetail(JobSummary):
             progress=getattr(job, "progress", None),
             progress_message=getattr(job, "progress_message", None),
             errors=[JobErrorOut.of(e) for e in job.errors],
+            steps=[StepOut.of(step) for step in steps],
         )
 
 

@@ -34,6 +34,7 @@ from ..exceptions import (
     SecretNotReadable,
     SerializationError,
     Snooze,
+    StepMisused,
     TaskNotRegistered,
 )
 from ..jobs import Job, JobError
@@ -42,6 +43,7 @@ from ..store import JobStore, begin_write, current_binding, set_sqlite_busy_time
 from ._job_session import SessionGuard
 from ._loops import attempt_session, await_here, can_await_here
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
+from ._steps import AttemptSteps
 from ._watch import AttemptWatch
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ log = logging.getLogger("sqljobs.executor")
 _MAX_TRACEBACK = 16_000
 _MAX_MESSAGE = 2_000
 #: Errors that will fail the same way on every attempt: discard at once.
-_PERMANENT = (InvalidArguments, JobSessionMisused)
+_PERMANENT = (InvalidArguments, JobSessionMisused, StepMisused)
 _FALLBACK_BACKOFF = make_backoff(None)
 #: PostgreSQL aborts any statement of the task's transaction that runs past its timeout.
 _STATEMENT_TIMEOUT = text("SELECT set_config('statement_timeout', :ms, true)")
@@ -160,6 +162,15 @@ class Executor:
         ctx = ctx or JobContext(job)
         if task.wants_context:
             kwargs[CONTEXT_PARAMETER] = ctx
+            ctx.attach_steps(
+                AttemptSteps(
+                    job=job,
+                    store=self._store,
+                    session_factory=self._session_factory,
+                    async_session_factory=self._async_session_factory,
+                    async_task=task.is_async,
+                )
+            )
         if task.is_async:
             attempt = self._execute_async(task, job, kwargs, ctx)
             if can_await_here():  # the caller's loop (AsyncSession.commit, adrain): run there
