@@ -81,18 +81,19 @@ def test_rolling_deploys_arguments_that_do_not_fit_go_back_without_costing_an_at
     """A new parameter reaches an old worker (unexpected argument), or a job enqueued by the
     old code reaches a new worker whose parameter is required (missing argument): the job
     goes back with an ``ArgumentsDoNotFit`` note for the back-off, and the version it fits
-    runs it once. (The 5 s back-off is shortened so the test does not wait it out.)"""
-    monkeypatch.setattr(executor_module, "MISFIT_DELAY", 0.2)
+    runs it once. (The 5 s back-off is shortened to 2 s so the test waits less.)"""
+    # Long enough that the job is still scheduled when the test reads it, even on a loaded
+    # machine (after the delay the mismatched worker would claim it again).
+    monkeypatch.setattr(executor_module, "MISFIT_DELAY", 2.0)
     ran: list[str] = []
     mismatched = version_with(jobs, ran, "mismatched", extra=not enqueued_by_new)
     fitting = version_with(other_version, ran, "fitting", extra=enqueued_by_new)
     job_id = fitting.enqueue(image=3, size=2) if enqueued_by_new else fitting.enqueue(image=3)
     with jobs.worker(concurrency=1, poll_interval=0.02):
-        eventually(lambda: jobs.get(job_id).errors)
-    back = jobs.get(job_id)
+        back = eventually(lambda: (job := jobs.get(job_id)).errors and job)
     assert back.state is JobState.SCHEDULED and back.attempt == 0
     assert [e.type for e in back.errors] == ["ArgumentsDoNotFit"]
-    assert back.run_at >= back.errors[0].at + timedelta(seconds=0.2)
+    assert back.run_at >= back.errors[0].at + timedelta(seconds=2.0)
     assert mismatched.name in back.errors[0].message or "argument" in back.errors[0].message
     with other_version.worker(concurrency=1, poll_interval=0.02):
         eventually(lambda: jobs.get(job_id).state is JobState.COMPLETED)
