@@ -22,7 +22,8 @@ def test_prefetched_jobs_behind_a_hung_task_go_back_to_an_idle_worker(jobs: JobQ
         return n
 
     hung = work.enqueue(n=0)
-    options = {"concurrency": 1, "poll_interval": 0.02, "lease": 1, "rescue_interval": 0.2}
+    # A 3 s lease: on a loaded machine a 1 s one could expire under the hung job itself.
+    options = {"concurrency": 1, "poll_interval": 0.02, "lease": 3, "rescue_interval": 0.2}
     with jobs.worker(prefetch=2, **options) as busy:
         eventually(lambda: ran == [(ran[0][0], 0)] if ran else False)
         waiting = [work.enqueue(n=n) for n in (1, 2)]
