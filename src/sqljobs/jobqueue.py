@@ -139,7 +139,6 @@ class JobQueue(GraphAdministration, QueueAdministration, BulkAdministration, Que
         self._runner_lock = threading.Lock()
         self._workers: weakref.WeakSet[Worker] = weakref.WeakSet()
         self._bind(session_factory, async_session_factory, bind)
-        self._bind(session_factory, async_session_factory, bind)
 
     def __repr__(self) -> str:
         return f"<JobQueue {self.engine.url.render_as_string(hide_password=True)!r}>"
