@@ -90,7 +90,7 @@ def test_rolling_deploys_arguments_that_do_not_fit_go_back_without_costing_an_at
     fitting = version_with(other_version, ran, "fitting", extra=enqueued_by_new)
     job_id = fitting.enqueue(image=3, size=2) if enqueued_by_new else fitting.enqueue(image=3)
     with jobs.worker(concurrency=1, poll_interval=0.02):
-        back = eventually(lambda: (job := jobs.get(job_id)).errors and job)
+        back = eventually(lambda: job if (job := jobs.get(job_id)).errors else None)
     assert back.state is JobState.SCHEDULED and back.attempt == 0
     assert [e.type for e in back.errors] == ["ArgumentsDoNotFit"]
     assert back.run_at >= back.errors[0].at + timedelta(seconds=2.0)
