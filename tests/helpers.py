@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager, contextmanager
 from types import ModuleType
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, Engine, event, select, update
+from sqlalchemy import Connection, Engine, event, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -198,3 +198,20 @@ async def async_rolled_back_transaction(engine: AsyncEngine) -> AsyncIterator[As
         finally:
             await session.close()
             await outer.rollback()
+
+
+def lock_waits(engine: Engine, dialect: str) -> int:
+    """How many sessions of this test's database wait for a row lock right now."""
+    with engine.connect() as conn:
+        if dialect == "postgresql":
+            query = (
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+        else:
+            query = (
+                "SELECT count(*) FROM information_schema.innodb_trx t "
+                "JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id "
+                "WHERE t.trx_state = 'LOCK WAIT' AND p.db = database()"
+            )
+        return int(conn.execute(text(query)).scalar_one())

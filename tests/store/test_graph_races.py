@@ -7,29 +7,12 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sqljobs import JobQueue, JobState, events
 from sqljobs.schema import dependencies_table, graphs_table, jobs_table
-from tests.helpers import EventLog, eventually
-
-
-def lock_waits(engine: Engine, dialect: str) -> int:
-    """How many sessions of this test's database wait for a row lock right now."""
-    with engine.connect() as conn:
-        if dialect == "postgresql":
-            query = (
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            )
-        else:
-            query = (
-                "SELECT count(*) FROM information_schema.innodb_trx t "
-                "JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id "
-                "WHERE t.trx_state = 'LOCK WAIT' AND p.db = database()"
-            )
-        return int(conn.execute(text(query)).scalar_one())
+from tests.helpers import EventLog, eventually, lock_waits
 
 
 @pytest.fixture

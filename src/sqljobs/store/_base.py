@@ -401,3 +401,32 @@ class StoreBase:
         while (batch := self.run(work, what=what)) == batch_size:
             total += batch
         return total + batch
+
+    def _delete_found(
+        self, find: Select[Any], remove: Delete, what: str, params: dict[str, Any] | None = None
+    ) -> int:
+        """Delete, batch by batch, the rows whose keys ``find`` reads; returns how many went.
+
+        ``find`` is a plain read: it locks nothing, so a transaction finishing a job never
+        waits for it, nor it for them. (One ``DELETE ... WHERE NOT EXISTS (SELECT ... FROM
+        sqljobs_jobs ...)`` share-locks on InnoDB every job row its subquery finds, for the
+        whole scan: a finishing job that holds one edge and waits for such a row deadlocks.)
+        ``remove`` deletes by ``p_keys`` and re-checks the condition, which by then matches
+        no job row, so it locks none either. ``find`` must bind ``p_limit``.
+        """
+        batch_size = 1000
+        values = dict(params or {})
+
+        def work(conn: Connection) -> tuple[int, int]:
+            keys = conn.execute(find, {**values, "p_limit": batch_size}).scalars().all()
+            if not keys:
+                return 0, 0
+            outcome: Any = conn.execute(remove, {**values, "p_keys": list(keys)})
+            return len(keys), int(outcome.rowcount)
+
+        total = 0
+        while True:
+            found, deleted = self.run(work, what=what)
+            total += deleted
+            if found < batch_size:
+                return total

@@ -280,7 +280,7 @@ class FlowStore(LeaseStore):
         """Delete key rows no unfinished job needs and whose rate window ended ``idle_for``
         ago by the database's clock."""
         params = {"p_age": -idle_for.total_seconds()}
-        return self._rowcount(flow.STALE_KEYS, "prune keys", params)
+        return self._delete_found(flow.STALE_KEYS, flow.DELETE_STALE_KEYS, "prune keys", params)
 
 
 def _fits(row: Any, state: _KeyState) -> bool:

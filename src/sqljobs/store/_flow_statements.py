@@ -133,15 +133,22 @@ COUNT_KEY_STARTS = (
 #: Key rows no unfinished job needs: their rate window, if any, ended (by the database's
 #: clock, ``p_age`` seconds ago). Deleted by prune.
 _live_key = select(_jobs.c.id).where(_jobs.c.flow_key == _keys.c.key, _jobs.c.state.in_(UNFINISHED))
+_stale = (
+    ~_live_key.exists(),
+    or_(
+        _keys.c.window_start.is_(None),
+        _keys.c.window_start < db_now(bindparam("p_age", type_=Float)),
+    ),
+)
+#: Found by a plain read, deleted by key with the condition re-checked (see
+#: ``StoreBase._delete_found``): no live job row is ever locked by pruning.
 STALE_KEYS = (
-    _keys.delete()
-    .where(~_live_key.exists())
-    .where(
-        or_(
-            _keys.c.window_start.is_(None),
-            _keys.c.window_start < db_now(bindparam("p_age", type_=Float)),
-        )
-    )
+    select(_keys.c.key)
+    .where(*_stale)
+    .limit(bindparam("p_limit", type_=Integer, literal_execute=True))
+)
+DELETE_STALE_KEYS = (
+    _keys.delete().where(_keys.c.key.in_(bindparam("p_keys", expanding=True))).where(*_stale)
 )
 
 

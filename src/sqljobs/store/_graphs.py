@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, false, insert, or_, select, update
+from sqlalchemy import Integer, bindparam, delete, false, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -24,6 +24,16 @@ from ._settle import Finished, settle
 _deps = dependencies_table
 _graphs = graphs_table
 _FINISHED = sorted(state.value for state in FINISHED_STATES)
+
+# What pruning deletes, found by plain reads and deleted by key (see ``_delete_found``).
+_limit = bindparam("p_limit", type_=Integer, literal_execute=True)
+_listed: Any = bindparam("p_keys", expanding=True)
+_job_of_edge = select(_jobs.c.id).where(_jobs.c.id == _deps.c.job_id).exists()
+_ORPHAN_EDGES = select(_deps.c.job_id).where(~_job_of_edge).group_by(_deps.c.job_id).limit(_limit)
+_DELETE_ORPHAN_EDGES = delete(_deps).where(_deps.c.job_id.in_(_listed)).where(~_job_of_edge)
+_member = select(_jobs.c.id).where(_jobs.c.graph_id == _graphs.c.id).exists()
+_EMPTY_GRAPHS = select(_graphs.c.id).where(~_member).limit(_limit)
+_DELETE_EMPTY_GRAPHS = delete(_graphs).where(_graphs.c.id.in_(_listed)).where(~_member)
 
 
 class GraphStore(LeaseStore):
@@ -235,15 +245,9 @@ class GraphStore(LeaseStore):
     def prune_graph_rows(self) -> int:
         """Delete the dependency rows of jobs that no longer exist (pruned or deleted) and
         graphs with no job left; returns how many rows went. Run after pruning jobs."""
-
-        def work(conn: Connection) -> int:
-            dependent = select(_jobs.c.id).where(_jobs.c.id == _deps.c.job_id).exists()
-            gone: Any = conn.execute(delete(_deps).where(~dependent))
-            member = select(_jobs.c.id).where(_jobs.c.graph_id == _graphs.c.id).exists()
-            empty: Any = conn.execute(delete(_graphs).where(~member))
-            return int(gone.rowcount) + int(empty.rowcount)
-
-        return self.run(work, what="prune graph rows")
+        return self._delete_found(
+            _ORPHAN_EDGES, _DELETE_ORPHAN_EDGES, "prune graph rows"
+        ) + self._delete_found(_EMPTY_GRAPHS, _DELETE_EMPTY_GRAPHS, "prune graph rows")
 
     def settle_finished(self, *, limit: int = 500) -> int:
         """Settle dependencies whose job finished without settling them (a job outside any
