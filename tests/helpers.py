@@ -24,17 +24,24 @@ T = TypeVar("T")
 
 
 def eventually(
-    check: Callable[[], T | Literal[False] | None], *, timeout: float = 30.0, interval: float = 0.02
+    check: Callable[[], T | Literal[False] | None],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.02,
+    describe: Callable[[], str] | None = None,
 ) -> T:
     """Poll ``check`` until it returns something truthy (``cond and value`` returns the
-    value); fail after ``timeout`` seconds."""
+    value); fail after ``timeout`` seconds, with what ``describe`` says of the state then."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
+            state = f"; {describe()}" if describe is not None else ""
+            raise AssertionError(
+                f"condition not met within {timeout}s (last value {value!r}){state}"
+            )
         time.sleep(interval)
 
 

@@ -65,6 +65,7 @@ def test_a_global_limit_holds_across_three_worker_processes(
         lambda: len(jobs.list_jobs(state="completed", queue="scarce")) == total,
         timeout=120,
         interval=0.2,
+        describe=lambda: f"jobs: {jobs.counts()}, workers said:\n{workers.logs()[-6000:]}",
     )
     workers.stop_all()
     with app.engine.connect() as conn:
