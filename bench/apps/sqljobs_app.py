@@ -16,7 +16,7 @@ from bench.jobbody import do_work, mark_done, mark_error
 
 
 @cache
-def make_queue(url: str) -> tuple[sqljobs.JobQueue, dict[str, sqljobs.Task[Any]]]:
+def make_queue(url: str) -> tuple[sqljobs.JobQueue, dict[str, sqljobs.Task[..., Any]]]:
     """The queue and its two bench tasks: ``noop`` declares no session (as a task that does
     no database work would), the others run their work in the session sqljobs gives them."""
     engine = create_engine(url)

@@ -87,7 +87,7 @@ class QueueAdministration:
         arguments and its enqueue time."""
         if job.unique_scope in (None, DEBOUNCE_SCOPE) or job.unique_key is not None:
             return None  # a debounced job retried runs as a plain job: nothing to collapse into
-        task: Task[Any] | None = self.registry.get(job.task)
+        task: Task[..., Any] | None = self.registry.get(job.task)
         if task is None or task.unique is None:
             why = (
                 f"its task {job.task} is not registered in this process"

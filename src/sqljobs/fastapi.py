@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from fastapi import Depends
 from sqlalchemy.engine import Connection
@@ -42,8 +41,12 @@ from .worker._lifespan import AppLifespan, WorkerLifespan
 from .worker._worker import DEFAULT_PRUNE_AFTER
 
 if TYPE_CHECKING:
+    from ._configured_task import ConfiguredTask
     from .jobqueue import JobQueue
     from .registry import Task
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 __all__ = [
     "AsyncEnqueuer",
@@ -120,24 +123,18 @@ class Enqueuer:
         return f"<Enqueuer session={self.session!r}>"
 
     def __call__(
-        self,
-        task: Task[Any],
-        /,
-        *,
-        delay: Duration | None = None,
-        run_at: datetime | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        **kwargs: Any,
+        self, task: Task[P, R] | ConfiguredTask[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> int:
-        """Enqueue ``task`` with ``kwargs`` in the request's transaction; return the job id."""
-        return task.enqueue(
-            self.session, delay=delay, run_at=run_at, priority=priority, queue=queue, **kwargs
-        )
+        """Enqueue ``task`` (or ``task.configure(delay=...)``) with these arguments, checked
+        against its signature, in the request's transaction; return the job id. Options
+        given here as keywords (``delay=``, ``priority=``...) are accepted too, unchecked."""
+        return task.enqueue(self.session, *args, **kwargs)
 
     enqueue = __call__
 
-    def enqueue_many(self, task: Task[Any], arguments: Iterable[Mapping[str, Any]]) -> list[int]:
+    def enqueue_many(
+        self, task: Task[..., Any], arguments: Iterable[Mapping[str, Any]]
+    ) -> list[int]:
         """Enqueue one job of ``task`` per mapping of arguments, in one statement."""
         rows = [task.prepare(**dict(kwargs)) for kwargs in arguments]
         return task.owner.enqueue_many(self.session, rows)
@@ -156,25 +153,16 @@ class AsyncEnqueuer:
         return f"<AsyncEnqueuer session={self.session!r}>"
 
     async def __call__(
-        self,
-        task: Task[Any],
-        /,
-        *,
-        delay: Duration | None = None,
-        run_at: datetime | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        **kwargs: Any,
+        self, task: Task[P, R] | ConfiguredTask[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> int:
-        """Enqueue ``task`` with ``kwargs`` in the request's transaction; return the job id."""
-        return await task.enqueue_async(
-            self.session, delay=delay, run_at=run_at, priority=priority, queue=queue, **kwargs
-        )
+        """Enqueue ``task`` with these arguments in the request's transaction; return the
+        job id (see :meth:`Enqueuer.__call__`)."""
+        return await task.enqueue_async(self.session, *args, **kwargs)
 
     enqueue = __call__
 
     async def enqueue_many(
-        self, task: Task[Any], arguments: Iterable[Mapping[str, Any]]
+        self, task: Task[..., Any], arguments: Iterable[Mapping[str, Any]]
     ) -> list[int]:
         """Enqueue one job of ``task`` per mapping of arguments, in one statement."""
         rows = [task.prepare(**dict(kwargs)) for kwargs in arguments]

@@ -122,7 +122,7 @@ class Graph:
 
     def add(
         self,
-        task: Task[Any],
+        task: Task[..., Any],
         /,
         *,
         depends_on: Dependency | Iterable[Dependency] = (),
@@ -159,7 +159,7 @@ class Graph:
 
     def group(
         self,
-        task: Task[Any],
+        task: Task[..., Any],
         calls: Iterable[Mapping[str, Any]],
         *,
         depends_on: Dependency | Iterable[Dependency] = (),

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +21,7 @@ from ._bulk_admin import BulkAdministration
 from ._commit_hooks import report_on_commit
 from ._graph_queue import GraphAdministration
 from ._keyring import Keyring, SecretKeys
+from ._task_typing import TaskDecorator, TaskRegistrar
 from ._utils import Duration
 from .context import job_session
 from .exceptions import ConfigurationError
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = logging.getLogger("sqljobs")
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class JobQueue(GraphAdministration, QueueAdministration, BulkAdministration, QueueBinding):
@@ -145,55 +145,10 @@ class JobQueue(GraphAdministration, QueueAdministration, BulkAdministration, Que
 
     # -- tasks ---------------------------------------------------------------------------
 
-    @overload
-    def task(
-        self,
-        func: F,
-        /,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        backoff: Backoff | timedelta | float | None = None,
-        timeout: Duration | None = None,
-        unique: Unique | bool | None = None,
-        limit: KeyLimit | None = None,
-        debounce: Debounce | None = None,
-    ) -> Task[Any]: ...
-
-    @overload
-    def task(
-        self,
-        /,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        backoff: Backoff | timedelta | float | None = None,
-        timeout: Duration | None = None,
-        unique: Unique | bool | None = None,
-        limit: KeyLimit | None = None,
-        debounce: Debounce | None = None,
-    ) -> Callable[[F], Task[Any]]: ...
-
-    def task(
-        self,
-        func: F | None = None,
-        /,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        backoff: Backoff | timedelta | float | None = None,
-        timeout: Duration | None = None,
-        unique: Unique | bool | None = None,
-        limit: KeyLimit | None = None,
-        debounce: Debounce | None = None,
-    ) -> Task[Any] | Callable[[F], Task[Any]]:
-        """Register a function as a task. A ``session`` parameter receives a new session
+    @property
+    def task(self) -> TaskDecorator:
+        """Register a function as a task: ``@jobs.task``, ``@jobs.task(queue="mail")`` or
+        ``jobs.task(func, queue="mail")``. A ``session`` parameter receives a new session
         for each attempt; the job's completion commits with it.
 
         Args:
@@ -212,32 +167,45 @@ class JobQueue(GraphAdministration, QueueAdministration, BulkAdministration, Que
             debounce: a :class:`~sqljobs.Debounce`: repeated enqueues of one key within its
                 window replace the pending job's arguments and push its run time.
         """
+        return TaskRegistrar(self._register_task, {})
 
-        def register(fn: F) -> Task[Any]:
-            task: Task[Any] = Task(
-                fn,
-                owner=self,
-                name=name or default_task_name(fn),
-                queue=queue,
-                priority=priority,
-                max_attempts=max_attempts,
-                backoff=make_backoff(backoff),
-                timeout=timeout_seconds(timeout),
-                unique=Unique() if unique is True else (unique or None),
-                keyring=self.keyring,
-                limit=limit,
-                debounce=debounce,
+    def _register_task(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff: Backoff | timedelta | float | None = None,
+        timeout: Duration | None = None,
+        unique: Unique | bool | None = None,
+        limit: KeyLimit | None = None,
+        debounce: Debounce | None = None,
+    ) -> Task[..., Any]:
+        task: Task[..., Any] = Task(
+            fn,
+            owner=self,
+            name=name or default_task_name(fn),
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            backoff=make_backoff(backoff),
+            timeout=timeout_seconds(timeout),
+            unique=Unique() if unique is True else (unique or None),
+            keyring=self.keyring,
+            limit=limit,
+            debounce=debounce,
+        )
+        if task.is_async and task.wants_session and self.async_session_factory is None:
+            raise ConfigurationError(
+                f"async task {task.name} takes a session: give the JobQueue an "
+                "async_session_factory (async_sessionmaker(async_engine)) to open an "
+                "AsyncSession for it"
             )
-            if task.is_async and task.wants_session and self.async_session_factory is None:
-                raise ConfigurationError(
-                    f"async task {task.name} takes a session: give the JobQueue an "
-                    "async_session_factory (async_sessionmaker(async_engine)) to open an "
-                    "AsyncSession for it"
-                )
-            self.registry.add(task)
-            return task
-
-        return register(func) if func is not None else register
+        self.registry.add(task)
+        return task
 
     def periodic(
         self,
@@ -253,7 +221,7 @@ class JobQueue(GraphAdministration, QueueAdministration, BulkAdministration, Que
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Backoff | timedelta | float | None = None,
         timeout: Duration | None = None,
-    ) -> Callable[[F], Task[Any]]:
+    ) -> Callable[[Callable[..., Any]], Task[..., Any]]:
         """Register a task that workers enqueue on a cron schedule, once per slot.
 
         Example:
@@ -264,8 +232,8 @@ class JobQueue(GraphAdministration, QueueAdministration, BulkAdministration, Que
         slots missed while no worker ran (``missed="latest"`` or ``"skip"``).
         """
 
-        def register(fn: F) -> Task[Any]:
-            task = self.task(
+        def register(fn: Callable[..., Any]) -> Task[..., Any]:
+            task = self._register_task(
                 fn,
                 name=name,
                 queue=queue,

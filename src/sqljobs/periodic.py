@@ -61,7 +61,7 @@ def _croniter() -> Any:
 class Schedule:
     """One periodic task: its cron expression, zone, arguments and missed-slot policy."""
 
-    task: Task[Any]
+    task: Task[..., Any]
     cron: str
     timezone: str = "UTC"
     args: dict[str, Any] = field(default_factory=dict)

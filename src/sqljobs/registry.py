@@ -17,9 +17,10 @@ from collections.abc import (
 )
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from ._arguments import ArgumentSpec
+from ._configured_task import ConfiguredTask, EnqueueOptions
 from ._keyring import GENERATE_KEY
 from ._utils import Duration, as_utc, to_seconds, to_timedelta, utcnow
 from .exceptions import ConfigurationError, TaskAlreadyRegistered, TaskNotRegistered
@@ -32,10 +33,12 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.orm import Session
+    from typing_extensions import Unpack
 
     from ._keyring import Keyring
     from .jobqueue import JobQueue
 
+P = ParamSpec("P")
 R = TypeVar("R")
 
 #: The parameter through which a task receives its own session.
@@ -49,11 +52,13 @@ ENQUEUE_OPTIONS = frozenset(
 DEFAULT_MAX_ATTEMPTS = 10
 
 
-class Task(Generic[R]):
+class Task(Generic[P, R]):
     """A function registered with a :class:`~sqljobs.JobQueue`, runnable as a durable job.
 
     Create tasks with ``@jobs.task``; call ``.enqueue(...)`` to run one in the background.
     Calling the task object directly runs the function now, in the caller's thread.
+    ``Task[P, R]``: ``P`` is the function's parameters after the injected ``session`` and
+    ``ctx``, which ``enqueue`` is checked against; ``R`` what it returns.
 
     Example:
         >>> @jobs.task(max_attempts=5)                                    # doctest: +SKIP
@@ -100,6 +105,13 @@ class Task(Generic[R]):
         #: Per-key flow control of the task's jobs (see :class:`~sqljobs.KeyLimit`).
         self.limit = limit
         self.debounce = debounce
+        #: The task's own parameters that can be given by position, in order.
+        self._positional = [
+            key
+            for key, parameter in parameters.items()
+            if key not in (SESSION_PARAMETER, CONTEXT_PARAMETER)
+            and parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+        ]
         self.wants_session = SESSION_PARAMETER in parameters
         self.wants_context = CONTEXT_PARAMETER in parameters
         injected = frozenset({SESSION_PARAMETER, CONTEXT_PARAMETER}) & parameters.keys()
@@ -229,76 +241,64 @@ class Task(Generic[R]):
         with self.arguments.awaiting(awaiting):
             return self.prepare(**kwargs)
 
+    def as_keywords(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``args`` given by position named after the task's parameters, with ``kwargs``."""
+        if not args:
+            return kwargs
+        if len(args) > len(self._positional):
+            raise TypeError(
+                f"task {self.name} takes {len(self._positional)} positional argument(s) "
+                f"({', '.join(self._positional) or 'none'}) but {len(args)} were given "
+                "(the session, if any, comes first and is not one of them)"
+            )
+        named = dict(zip(self._positional, args, strict=False))
+        twice = sorted(named.keys() & kwargs.keys())
+        if twice:
+            raise TypeError(f"task {self.name} got argument(s) {twice} by position and by name")
+        return {**named, **kwargs}
+
+    def configure(self, **options: Unpack[EnqueueOptions]) -> ConfiguredTask[P, R]:
+        """This task with enqueue options set, whose ``enqueue`` stays checked against the
+        task's signature: ``delay``, ``run_at``, ``priority``, ``queue``, ``unique_key``,
+        ``limit_key``, ``debounce_key``, ``debounce`` (see :meth:`enqueue`).
+
+        Example:
+            >>> send_welcome.configure(delay=60).enqueue(db, user_id=1)  # doctest: +SKIP
+        """
+        return ConfiguredTask(self, options)
+
     def enqueue(
-        self,
-        session: Session | Connection | None = None,
-        /,
-        *,
-        delay: Duration | None = None,
-        run_at: datetime | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        unique_key: str | None = None,
-        limit_key: str | None = None,
-        debounce_key: str | None = None,
-        debounce: Duration | None = None,
-        **kwargs: Any,
+        self, session: Session | Connection | None = None, /, *args: P.args, **kwargs: P.kwargs
     ) -> int:
-        """Store a job that runs this task with ``kwargs``; return its id.
+        """Store a job that runs this task with these arguments; return its id.
 
         With ``session``, the job is inserted in that session's transaction: it exists only if
         the caller commits. Without, it is inserted and committed at once, except inside a
         running sync task that takes a session: there it joins the job's session. If the task is
         unique (or ``unique_key`` is given) and a job holds the key, that job's id is returned
-        and nothing is inserted.
+        and nothing is inserted. Type checkers check the arguments against the task's
+        parameters (``session`` and ``ctx`` excluded).
 
-        ``limit_key=`` gives the key of the task's :class:`~sqljobs.KeyLimit` instead of its
-        ``by_args``. ``debounce=`` (a window) with ``debounce_key=`` (or the task's
-        :class:`~sqljobs.Debounce` rule) debounces: a pending job with that key gets these
-        arguments and runs ``debounce`` after this enqueue; its id is returned.
+        Options go through :meth:`configure` (``task.configure(delay=60).enqueue(...)``), which
+        keeps that check. They are also accepted here as keywords, unchecked: ``delay=``,
+        ``run_at=``, ``priority=``, ``queue=``, ``unique_key=``; ``limit_key=`` gives the key of
+        the task's :class:`~sqljobs.KeyLimit` instead of its ``by_args``; ``debounce=`` (a
+        window) with ``debounce_key=`` (or the task's :class:`~sqljobs.Debounce` rule)
+        debounces: a pending job with that key gets these arguments and runs ``debounce``
+        after this enqueue; its id is returned.
         """
-        job = self.prepare(
-            delay=delay,
-            run_at=run_at,
-            priority=priority,
-            queue=queue,
-            unique_key=unique_key,
-            limit_key=limit_key,
-            debounce_key=debounce_key,
-            debounce=debounce,
-            **kwargs,
-        )
-        return self.owner.enqueue_many(session, [job])[0]
+        return self.owner.enqueue_many(session, [self._prepare_call(args, kwargs)])[0]
 
     async def enqueue_async(
-        self,
-        session: AsyncSession,
-        /,
-        *,
-        delay: Duration | None = None,
-        run_at: datetime | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        unique_key: str | None = None,
-        limit_key: str | None = None,
-        debounce_key: str | None = None,
-        debounce: Duration | None = None,
-        **kwargs: Any,
+        self, session: AsyncSession, /, *args: P.args, **kwargs: P.kwargs
     ) -> int:
         """Like :meth:`enqueue`, in an ``AsyncSession``'s transaction (for async endpoints)."""
-        job = self.prepare(
-            delay=delay,
-            run_at=run_at,
-            priority=priority,
-            queue=queue,
-            unique_key=unique_key,
-            limit_key=limit_key,
-            debounce_key=debounce_key,
-            debounce=debounce,
-            **kwargs,
-        )
-        ids = await self.owner.enqueue_many_async(session, [job])
+        ids = await self.owner.enqueue_many_async(session, [self._prepare_call(args, kwargs)])
         return ids[0]
+
+    def _prepare_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> NewJob:
+        options = {k: kwargs.pop(k) for k in ENQUEUE_OPTIONS & kwargs.keys()}
+        return self.prepare(**options, **self.as_keywords(args, kwargs))
 
 
 def _run_at(delay: Duration | None, run_at: datetime | None) -> datetime | None:
@@ -320,13 +320,13 @@ def timeout_seconds(timeout: Duration | None) -> float | None:
     return seconds
 
 
-class TaskRegistry(Mapping[str, Task[Any]]):
+class TaskRegistry(Mapping[str, Task[..., Any]]):
     """Task name → :class:`Task`. Each :class:`~sqljobs.JobQueue` owns one."""
 
     def __init__(self) -> None:
-        self._tasks: dict[str, Task[Any]] = {}
+        self._tasks: dict[str, Task[..., Any]] = {}
 
-    def add(self, task: Task[Any]) -> None:
+    def add(self, task: Task[..., Any]) -> None:
         existing = self._tasks.get(task.name)
         if existing is not None and existing.func is not task.func:
             raise TaskAlreadyRegistered(
@@ -334,7 +334,7 @@ class TaskRegistry(Mapping[str, Task[Any]]):
             )
         self._tasks[task.name] = task
 
-    def __getitem__(self, name: str) -> Task[Any]:
+    def __getitem__(self, name: str) -> Task[..., Any]:
         try:
             return self._tasks[name]
         except KeyError:
@@ -367,7 +367,7 @@ class TaskRegistry(Mapping[str, Task[Any]]):
     def queues(self) -> list[str]:
         return sorted({task.queue for task in self._tasks.values()})
 
-    def by_queue(self, queues: Iterable[str]) -> list[Task[Any]]:
+    def by_queue(self, queues: Iterable[str]) -> list[Task[..., Any]]:
         wanted = set(queues)
         return [task for task in self._tasks.values() if task.queue in wanted]
 

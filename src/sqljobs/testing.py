@@ -221,7 +221,7 @@ def capture(jobs: JobQueue) -> Iterator[Captured]:
 
 def enqueued(
     where: JobQueue | Captured,
-    task: Task[Any] | str | None = None,
+    task: Task[..., Any] | str | None = None,
     *,
     states: Iterable[JobState | str] | None = None,
     using: Using | None = None,
@@ -240,7 +240,7 @@ def enqueued(
 
 def _enqueued(
     where: JobQueue | Captured,
-    task: Task[Any] | str | None,
+    task: Task[..., Any] | str | None,
     states: Iterable[JobState | str] | None,
     args: dict[str, Any],
 ) -> list[Job]:
@@ -256,7 +256,7 @@ def _enqueued(
 
 def assert_enqueued(
     where: JobQueue | Captured,
-    task: Task[Any] | str,
+    task: Task[..., Any] | str,
     *,
     states: Iterable[JobState | str] | None = None,
     using: Using | None = None,
@@ -270,7 +270,7 @@ def assert_enqueued(
 
 def _assert_enqueued(
     where: JobQueue | Captured,
-    task: Task[Any] | str,
+    task: Task[..., Any] | str,
     states: Iterable[JobState | str] | None,
     args: dict[str, Any],
 ) -> Job:
@@ -289,7 +289,7 @@ def _assert_enqueued(
 
 def refute_enqueued(
     where: JobQueue | Captured,
-    task: Task[Any] | str,
+    task: Task[..., Any] | str,
     *,
     states: Iterable[JobState | str] | None = None,
     using: Using | None = None,
@@ -303,7 +303,7 @@ def refute_enqueued(
 
 def _refute_enqueued(
     where: JobQueue | Captured,
-    task: Task[Any] | str,
+    task: Task[..., Any] | str,
     states: Iterable[JobState | str] | None,
     args: dict[str, Any],
 ) -> None:
@@ -314,7 +314,7 @@ def _refute_enqueued(
 
 async def aenqueued(
     where: JobQueue | Captured,
-    task: Task[Any] | str | None = None,
+    task: Task[..., Any] | str | None = None,
     *,
     states: Iterable[JobState | str] | None = None,
     using: AsyncUsing | None = None,
@@ -327,7 +327,7 @@ async def aenqueued(
 
 async def aassert_enqueued(
     where: JobQueue | Captured,
-    task: Task[Any] | str,
+    task: Task[..., Any] | str,
     *,
     states: Iterable[JobState | str] | None = None,
     using: AsyncUsing | None = None,
@@ -339,7 +339,7 @@ async def aassert_enqueued(
 
 async def arefute_enqueued(
     where: JobQueue | Captured,
-    task: Task[Any] | str,
+    task: Task[..., Any] | str,
     *,
     states: Iterable[JobState | str] | None = None,
     using: AsyncUsing | None = None,

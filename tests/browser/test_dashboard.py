@@ -125,8 +125,8 @@ def shop(jobs: JobQueue, session_factory: Any) -> dict[str, Any]:
     evil_id = notify_partner.enqueue(partner="acme")
     jobs.drain(include_scheduled=True)
     spread_over_the_last_hour(jobs)
-    send_receipt.enqueue(order_id=99, delay=1800)
-    sync_stock.enqueue(sku="SKU-LATE", delay=600)
+    send_receipt.configure(delay=1800).enqueue(order_id=99)
+    sync_stock.configure(delay=600).enqueue(sku="SKU-LATE")
     assert jobs.get(charge_id).state is JobState.DISCARDED
     return {"charge_id": charge_id, "evil_id": evil_id, "healed": healed}
 

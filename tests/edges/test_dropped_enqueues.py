@@ -28,7 +28,7 @@ def dropped(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @pytest.fixture
-def send_mail(jobs: JobQueue) -> Task[Any]:
+def send_mail(jobs: JobQueue) -> Task[..., Any]:
     @jobs.task(name="send_mail", max_attempts=1)
     def send_mail(to: str) -> None:
         pass
@@ -39,7 +39,7 @@ def send_mail(jobs: JobQueue) -> Task[Any]:
 def test_a_rolled_back_enqueue_warns_naming_the_job(
     jobs: JobQueue,
     session_factory: sessionmaker[Session],
-    send_mail: Task[Any],
+    send_mail: Task[..., Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with session_factory() as db:
@@ -53,7 +53,7 @@ def test_a_rolled_back_enqueue_warns_naming_the_job(
 def test_a_session_closed_without_commit_warns_naming_the_job(
     jobs: JobQueue,
     session_factory: sessionmaker[Session],
-    send_mail: Task[Any],
+    send_mail: Task[..., Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     db = session_factory()
@@ -66,7 +66,7 @@ def test_a_session_closed_without_commit_warns_naming_the_job(
 def test_a_garbage_collected_session_warns_naming_the_job(
     jobs: JobQueue,
     session_factory: sessionmaker[Session],
-    send_mail: Task[Any],
+    send_mail: Task[..., Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     db = session_factory()
@@ -81,7 +81,7 @@ def test_a_garbage_collected_session_warns_naming_the_job(
 def test_a_rolled_back_savepoint_warns_only_of_its_own_jobs(
     jobs: JobQueue,
     session_factory: sessionmaker[Session],
-    send_mail: Task[Any],
+    send_mail: Task[..., Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with session_factory() as db:
@@ -98,7 +98,7 @@ def test_a_rolled_back_savepoint_warns_only_of_its_own_jobs(
 def test_committed_jobs_and_a_failed_attempts_session_warn_of_nothing(
     jobs: JobQueue,
     session_factory: sessionmaker[Session],
-    send_mail: Task[Any],
+    send_mail: Task[..., Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     @jobs.task(max_attempts=1)
@@ -116,7 +116,7 @@ def test_committed_jobs_and_a_failed_attempts_session_warn_of_nothing(
 def test_an_endpoint_that_never_commits_warns_of_the_job_its_enqueuer_returned(
     jobs: JobQueue,
     session_factory: sessionmaker[Session],
-    send_mail: Task[Any],
+    send_mail: Task[..., Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The template's password recovery: enqueue the mail, return, never commit."""

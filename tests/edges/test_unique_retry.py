@@ -22,7 +22,7 @@ from sqljobs.exceptions import UniqueKeyConflict
 from sqljobs.registry import Task
 
 
-def _discarded_unique_job(jobs: JobQueue, scope: str = "active") -> tuple[Task[Any], int]:
+def _discarded_unique_job(jobs: JobQueue, scope: str = "active") -> tuple[Task[..., Any], int]:
     @jobs.task(name="digest", max_attempts=1, unique=Unique(by_args=["user_id"], scope=scope))  # type: ignore[arg-type]
     def digest(user_id: int, note: str = "") -> None:
         if note == "fail":
@@ -34,7 +34,7 @@ def _discarded_unique_job(jobs: JobQueue, scope: str = "active") -> tuple[Task[A
     return digest, job_id
 
 
-def _live(jobs: JobQueue, task: Task[Any]) -> list[int]:
+def _live(jobs: JobQueue, task: Task[..., Any]) -> list[int]:
     waiting = ("scheduled", "available", "running", "retryable")
     return sorted(job.id for job in jobs.list_jobs(task=task.name, state=list(waiting)))
 
@@ -79,7 +79,7 @@ def test_retrying_a_job_with_an_explicit_key_that_was_not_kept_is_refused(jobs: 
     def send(to: str) -> None:
         raise RuntimeError("down")
 
-    old = send.enqueue(to="a", unique_key="welcome:a")
+    old = send.configure(unique_key="welcome:a").enqueue(to="a")
     jobs.drain(ids=[old])
     with pytest.raises(UniqueKeyConflict, match="explicit unique_key"):
         jobs.retry(old)

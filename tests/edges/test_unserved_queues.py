@@ -40,7 +40,7 @@ def test_status_and_dashboard_warn_of_a_queue_no_live_worker_serves(
     def send(to: str) -> None: ...
 
     send.enqueue(to="a")
-    send.enqueue(to="b", queue="urgent")
+    send.configure(queue="urgent").enqueue(to="b")
     with jobs.worker(poll_interval=60) as worker:
         assert worker.queues == ["default"]
         view = _overview.overview(jobs)

@@ -106,7 +106,7 @@ def test_a_worker_whose_clock_runs_behind_still_claims_due_jobs(
     # This machine is an hour behind: to it, a job due now by the real clock lies an hour
     # ahead, so it is stored as scheduled.
     skew_clock(monkeypatch, -timedelta(hours=1))
-    job_id = due_now.enqueue(run_at=due_at)
+    job_id = due_now.configure(run_at=due_at).enqueue()
     assert jobs.get(job_id).state is JobState.SCHEDULED
     with jobs.worker(concurrency=1, poll_interval=0.02):
         eventually(lambda: jobs.get(job_id).state is JobState.COMPLETED, timeout=15)

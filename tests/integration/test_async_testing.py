@@ -74,7 +74,7 @@ async def every_pooled_connection_answers(app_engine: AsyncEngine) -> list[int]:
     return list(await asyncio.gather(*(read() for _ in range(POOL_SIZE))))
 
 
-def loop_recording_task(queue: JobQueue, loops: list[int]) -> Task[Any]:
+def loop_recording_task(queue: JobQueue, loops: list[int]) -> Task[..., Any]:
     @queue.task(name="bump")
     async def bump(session: AsyncSession) -> None:
         loops.append(id(asyncio.get_running_loop()))

@@ -101,15 +101,15 @@ def test_a_finished_jobs_secrets_are_erased_when_it_completes_is_discarded_or_ca
         raise Cancel("not today")
 
     ids = {
-        "completed": plain.enqueue(password=PASSWORD),
-        "completed in its session": with_session.enqueue(password=PASSWORD),
-        "discarded": fails.enqueue(password=PASSWORD),
-        "cancelled by the task": gives_up.enqueue(password=PASSWORD),
+        "completed": plain.enqueue(password=Secret(PASSWORD)),
+        "completed in its session": with_session.enqueue(password=Secret(PASSWORD)),
+        "discarded": fails.enqueue(password=Secret(PASSWORD)),
+        "cancelled by the task": gives_up.enqueue(password=Secret(PASSWORD)),
     }
     secret_jobs.drain()
-    ids["cancelled while waiting"] = plain.enqueue(password=PASSWORD, delay=3600)
+    ids["cancelled while waiting"] = plain.configure(delay=3600).enqueue(password=Secret(PASSWORD))
     secret_jobs.cancel(ids["cancelled while waiting"])
-    ids["cancelled while running"] = plain.enqueue(password=PASSWORD)
+    ids["cancelled while running"] = plain.enqueue(password=Secret(PASSWORD))
     secret_jobs.store.claim(worker_id="w", queues=["default"], limit=1, lease=timedelta(hours=1))
     secret_jobs.cancel(ids["cancelled while running"])
 
@@ -141,7 +141,7 @@ def test_a_worker_erases_secrets_in_its_batched_completions_and_keeps_other_args
 
     ids = []
     for n in range(8):
-        ids.append(secret.enqueue(n=n, password=PASSWORD))
+        ids.append(secret.enqueue(n=n, password=Secret(PASSWORD)))
         ids.append(open_task.enqueue(n=n, note="kept"))
     worker = secret_jobs.worker(concurrency=4, poll_interval=0.05)
     worker.start()
@@ -166,7 +166,7 @@ def test_a_retried_job_keeps_its_secret_until_its_last_attempt(
         if len(attempts) == 1:
             raise RuntimeError("try again")
 
-    job_id = flaky.enqueue(password=PASSWORD)
+    job_id = flaky.enqueue(password=Secret(PASSWORD))
     secret_jobs.drain()
     assert secret_jobs.get(job_id).state is JobState.RETRYABLE
     assert stored_args(engine, job_id)["password"]["$secret"] is not None
@@ -339,9 +339,9 @@ def test_a_secret_never_goes_into_a_unique_key(secret_jobs: JobQueue, engine: En
     def welcome(email: str, password: Secret[str]) -> None:
         pass
 
-    first = welcome.enqueue(email="a@x", password=PASSWORD)
-    assert welcome.enqueue(email="a@x", password="another password") == first
-    assert welcome.enqueue(email="b@x", password=PASSWORD) != first
+    first = welcome.enqueue(email="a@x", password=Secret(PASSWORD))
+    assert welcome.enqueue(email="a@x", password=Secret("another password")) == first
+    assert welcome.enqueue(email="b@x", password=Secret(PASSWORD)) != first
     assert not any(PASSWORD in row for row in raw_rows(engine))
 
 
@@ -355,5 +355,5 @@ def test_inline_mode_runs_secret_jobs_and_erases_them(
     def signup(password: Secret[str]) -> None:
         got.append(password.get_secret_value())
 
-    job_id = signup.enqueue(password=PASSWORD)
+    job_id = signup.enqueue(password=Secret(PASSWORD))
     assert got == [PASSWORD] and stored_args(engine, job_id) == {"password": ERASED}

@@ -136,7 +136,7 @@ def test_reset_deletes_jobs_in_every_state(jobs: JobQueue) -> None:
         pass
 
     note.enqueue(n=1)
-    note.enqueue(n=2, delay=3600)
+    note.configure(delay=3600).enqueue(n=2)
     jobs.drain()
     assert {job.state for job in testing.enqueued(jobs, states=JobState)} == {
         JobState.COMPLETED,

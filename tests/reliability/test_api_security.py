@@ -74,8 +74,8 @@ def seeded(jobs: JobQueue) -> dict[str, int]:
         ids[f"fail{i}"] = fail.enqueue(text=payload)
     ids["later"] = later.enqueue(text=XSS_PAYLOADS[0])
     jobs.drain()
-    ids["waiting"] = echo.enqueue(text=XSS_PAYLOADS[1], delay=3600)
-    ids["cancelled"] = echo.enqueue(text=SQL_PAYLOADS[2], delay=3600)
+    ids["waiting"] = echo.configure(delay=3600).enqueue(text=XSS_PAYLOADS[1])
+    ids["cancelled"] = echo.configure(delay=3600).enqueue(text=SQL_PAYLOADS[2])
     jobs.cancel(ids["cancelled"])
     return ids
 

@@ -16,7 +16,7 @@ class Hero(SQLModel, table=True):
     powers: int = 0
 
 
-def make_queue(engine: Engine) -> tuple[sqljobs.JobQueue, sqljobs.Task[int]]:
+def make_queue(engine: Engine) -> tuple[sqljobs.JobQueue, sqljobs.Task[..., int]]:
     SessionLocal = sessionmaker(engine, class_=Session)  # the app's own, used by its routes
     jobs = sqljobs.JobQueue(SessionLocal)
 

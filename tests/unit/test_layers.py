@@ -47,6 +47,8 @@ TOP_LEVEL = {
     "sqljobs.context": VOCABULARY,
     "sqljobs.events": VOCABULARY,
     "sqljobs.registry": VOCABULARY,
+    "sqljobs._configured_task": VOCABULARY,
+    "sqljobs._task_typing": VOCABULARY,
     "sqljobs.periodic": VOCABULARY,
     "sqljobs.graphs": VOCABULARY,
     "sqljobs.steps": VOCABULARY,

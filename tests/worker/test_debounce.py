@@ -40,7 +40,7 @@ def test_each_enqueue_pushes_the_run_time_to_a_window_after_it(jobs: JobQueue) -
     first = jobs.get(job_id)
     # The window is counted on the database's clock, from the enqueue.
     assert first.run_at - first.created_at >= timedelta(minutes=59)
-    assert digest.enqueue(note="b", debounce=timedelta(hours=2)) == job_id
+    assert digest.configure(debounce=timedelta(hours=2)).enqueue(note="b") == job_id
     pushed = jobs.get(job_id)
     assert pushed.run_at - first.run_at >= timedelta(minutes=59)
     assert pushed.args == {"note": "b"}
@@ -110,7 +110,7 @@ def test_a_rolled_back_debounce_leaves_the_pending_job_as_it_was(
     after = jobs.get(job_id)
     assert (after.args, after.run_at) == ({"n": 1}, before.run_at)
     with session_factory() as db:
-        refresh.enqueue(db, debounce_key="elsewhere", debounce=60, n=3)
+        refresh.configure(debounce_key="elsewhere", debounce=60).enqueue(db, n=3)
         db.rollback()
     assert [job.id for job in jobs.list_jobs()] == [job_id]
 
@@ -120,9 +120,13 @@ def test_an_enqueue_can_debounce_a_task_without_a_rule(jobs: JobQueue) -> None:
     def notify(user_id: int, text: str) -> None:
         pass
 
-    first = notify.enqueue(user_id=1, text="a", debounce_key="user-1", debounce=60)
-    assert notify.enqueue(user_id=1, text="b", debounce_key="user-1", debounce=60) == first
-    assert notify.enqueue(user_id=2, text="c", debounce_key="user-2", debounce=60) != first
+    first = notify.configure(debounce_key="user-1", debounce=60).enqueue(user_id=1, text="a")
+    assert (
+        notify.configure(debounce_key="user-1", debounce=60).enqueue(user_id=1, text="b") == first
+    )
+    assert (
+        notify.configure(debounce_key="user-2", debounce=60).enqueue(user_id=2, text="c") != first
+    )
     assert jobs.get(first).args == {"user_id": 1, "text": "b"}
 
 

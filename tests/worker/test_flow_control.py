@@ -93,10 +93,10 @@ def test_unique_period_and_explicit_keys(jobs: JobQueue, session_factory: Any) -
     jobs.drain()
     assert hourly_digest.enqueue() == digest  # same hour bucket
     with session_factory() as db:
-        one = send.enqueue(db, to="a", unique_key="welcome:a")
-        assert send.enqueue(db, to="a", unique_key="welcome:a") == one
+        one = send.configure(unique_key="welcome:a").enqueue(db, to="a")
+        assert send.configure(unique_key="welcome:a").enqueue(db, to="a") == one
         db.commit()
-    assert send.enqueue(to="a", unique_key="welcome:a") == one
+    assert send.configure(unique_key="welcome:a").enqueue(to="a") == one
     assert send.enqueue(to="a") != one
 
 

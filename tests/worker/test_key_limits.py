@@ -98,7 +98,7 @@ def test_fifo_runs_each_keys_jobs_one_at_a_time_in_enqueue_order(jobs: JobQueue)
         seen.run(order_id, n, 0.01)
 
     # Later jobs get better priorities and earlier run times: FIFO still goes by enqueue order.
-    ids = [step.enqueue(order_id=o, n=i, priority=-i) for i in range(8) for o in range(3)]
+    ids = [step.configure(priority=-i).enqueue(order_id=o, n=i) for i in range(8) for o in range(3)]
     with jobs.worker(concurrency=4, poll_interval=0.02):
         eventually(lambda: finished(jobs, *ids), timeout=90)
     assert seen.starts == {o: list(range(8)) for o in range(3)}
@@ -206,8 +206,8 @@ def test_limit_key_at_enqueue_replaces_the_key_from_arguments(jobs: JobQueue) ->
     def sync(user_id: int) -> None:
         pass
 
-    a = sync.enqueue(user_id=1, limit_key="account-9")
-    b = sync.enqueue(user_id=2, limit_key="account-9")
+    a = sync.configure(limit_key="account-9").enqueue(user_id=1)
+    b = sync.configure(limit_key="account-9").enqueue(user_id=2)
     c = sync.enqueue(user_id=1)
     assert jobs.get(a).flow_key == jobs.get(b).flow_key != jobs.get(c).flow_key
     claimed = jobs.store.claim_keyed(

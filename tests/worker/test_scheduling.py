@@ -36,8 +36,8 @@ def test_a_delayed_job_runs_once_due_and_never_before(jobs: JobQueue) -> None:
     def later() -> None:
         pass
 
-    due_soon = later.enqueue(delay=0.5)
-    due_in_an_hour = later.enqueue(delay=3600)
+    due_soon = later.configure(delay=0.5).enqueue()
+    due_in_an_hour = later.configure(delay=3600).enqueue()
     with jobs.worker(concurrency=1, poll_interval=0.05):
         job = eventually(lambda: (j := jobs.get(due_soon)).state is JobState.COMPLETED and j)
         assert jobs.get(due_in_an_hour).state is JobState.SCHEDULED
@@ -140,7 +140,7 @@ def test_workers_prune_old_finished_jobs(jobs: JobQueue) -> None:
 
     done = quick.enqueue()
     jobs.drain()
-    waiting = quick.enqueue(delay=3600)
+    waiting = quick.configure(delay=3600).enqueue()
     # Pruning keeps its own interval, even one much shorter than the rescue interval.
     with jobs.worker(
         concurrency=1,

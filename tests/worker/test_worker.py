@@ -137,7 +137,7 @@ def test_graceful_stop_lets_a_running_job_finish(
         increment(session)
 
     job_id = slow.enqueue()
-    waiting = slow.enqueue(delay=3600)
+    waiting = slow.configure(delay=3600).enqueue()
     worker = jobs.worker(concurrency=1, poll_interval=0.02)
     worker.start()
     assert started.wait(10)

@@ -73,7 +73,7 @@ def error_record(job: Job, exc: BaseException) -> JobError:
     )
 
 
-def map_exception(job: Job, task: Task[Any] | None, exc: BaseException) -> Outcome:
+def map_exception(job: Job, task: Task[..., Any] | None, exc: BaseException) -> Outcome:
     """Turn what a task raised into the outcome the worker will persist."""
     if isinstance(exc, Snooze):
         return Snoozed(run_at=utcnow() + to_timedelta(exc.delay, name="snooze delay"))
@@ -191,7 +191,7 @@ class Executor:
         )
         return map_exception(job, task, exc)
 
-    def _execute_plain(self, task: Task[Any], job: Job, kwargs: dict[str, Any]) -> Outcome:
+    def _execute_plain(self, task: Task[..., Any], job: Job, kwargs: dict[str, Any]) -> Outcome:
         started = time.monotonic()
         try:
             result = task.func(**kwargs)
@@ -202,7 +202,7 @@ class Executor:
             return map_exception(job, task, exc)
 
     def _execute_with_session(
-        self, task: Task[Any], job: Job, kwargs: dict[str, Any], watch: AttemptWatch | None
+        self, task: Task[..., Any], job: Job, kwargs: dict[str, Any], watch: AttemptWatch | None
     ) -> Outcome:
         started = time.monotonic()
         binding = current_binding()
@@ -257,7 +257,7 @@ class Executor:
             else:
                 _safely(session.close)
 
-    def _attach(self, session: Session, watch: AttemptWatch, task: Task[Any]) -> None:
+    def _attach(self, session: Session, watch: AttemptWatch, task: Task[..., Any]) -> None:
         """Give the watch the session's connection, taken now (the task would take it at its
         first statement): reading its id costs no round trip on the usual drivers."""
         try:
@@ -268,7 +268,7 @@ class Executor:
             raise JobTimeout(f"task {task.name} was stopped before it started: past its timeout")
 
     async def _execute_async(
-        self, task: Task[Any], job: Job, kwargs: dict[str, Any], ctx: JobContext
+        self, task: Task[..., Any], job: Job, kwargs: dict[str, Any], ctx: JobContext
     ) -> Outcome:
         started = time.monotonic()
         if not task.wants_session:
@@ -325,7 +325,7 @@ def _settle(watch: AttemptWatch | None) -> None:
         raise JobTimeout("the attempt's database connection was ended from outside")
 
 
-def _check_timeout(task: Task[Any], started: float) -> None:
+def _check_timeout(task: Task[..., Any], started: float) -> None:
     if task.timeout is not None:
         elapsed = time.monotonic() - started
         if elapsed > task.timeout:
@@ -335,7 +335,7 @@ def _check_timeout(task: Task[Any], started: float) -> None:
             )
 
 
-def _check_blocked_timeout(task: Task[Any], job: Job, started: float) -> None:
+def _check_blocked_timeout(task: Task[..., Any], job: Job, started: float) -> None:
     """An async task that blocked the event loop (sync code without ``await``) past its
     timeout could not be cancelled: fail it before anything commits, and say why."""
     if task.timeout is not None and time.monotonic() - started > task.timeout:
@@ -371,7 +371,7 @@ async def _cancellable(awaitable: Awaitable[Any], timeout: float | None, ctx: Jo
 
 
 def _describe_async(
-    exc: BaseException, task: Task[Any], started: float, ctx: JobContext
+    exc: BaseException, task: Task[..., Any], started: float, ctx: JobContext
 ) -> BaseException:
     if isinstance(exc, asyncio.CancelledError) and ctx.cancelled:
         return Cancel("cancelled while running")
