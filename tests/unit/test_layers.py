@@ -50,6 +50,8 @@ TOP_LEVEL = {
     "sqljobs.periodic": VOCABULARY,
     "sqljobs.graphs": VOCABULARY,
     "sqljobs.steps": VOCABULARY,
+    "sqljobs.job_logs": VOCABULARY,
+    "sqljobs.instrumentation": VOCABULARY,
     "sqljobs.jobqueue": FACADE,
     "sqljobs._administration": FACADE,
     "sqljobs._bulk_admin": FACADE,
@@ -65,6 +67,7 @@ TOP_LEVEL = {
     "sqljobs.aio": INTERFACE,
     "sqljobs._overview": INTERFACE,
     "sqljobs._logging": INTERFACE,
+    "sqljobs.otel": INTERFACE,
 }
 PACKAGES = {
     "sqljobs.store": STORE,
@@ -80,6 +83,7 @@ FRAMEWORKS = {
     "jinja2": ("sqljobs.web",),
     "pydantic": ("sqljobs.web", "sqljobs._conversions"),  # _conversions: only when installed
     "prometheus_client": ("sqljobs.metrics",),
+    "opentelemetry": ("sqljobs.otel",),  # only when installed (extra sqljobs[otel])
     "typer": ("sqljobs.cli",),
     "rich": ("sqljobs.cli",),
     "croniter": ("sqljobs.periodic",),
