@@ -43,10 +43,6 @@ class Instrumentation(Protocol):
     def step(self, job: Job, name: str) -> AbstractContextManager[None]:
         """Around one run of the durable step ``name`` of ``job``."""
 
-    def carried(self) -> AbstractContextManager[None]:
-        """Called in an attempt's thread: a context manager that, entered where the attempt
-        goes on (an async task on another thread's loop), makes the same span current."""
-
 
 class _Ignored:
     def ended(self, outcome: str, error: JobError | None, exception: BaseException | None) -> None:
@@ -66,10 +62,6 @@ class NoInstrumentation:
 
     @contextmanager
     def step(self, job: Job, name: str) -> Iterator[None]:
-        yield
-
-    @contextmanager
-    def carried(self) -> Iterator[None]:
         yield
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, MutableMapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -190,21 +190,6 @@ def capturing(log: AttemptLog) -> Iterator[AttemptLog]:
         yield log
     finally:
         _current.reset(token)
-
-
-@contextmanager
-def _carry(log: AttemptLog | None) -> Iterator[None]:
-    token = _current.set(log)
-    try:
-        yield
-    finally:
-        _current.reset(token)
-
-
-def carried_log() -> AbstractContextManager[None]:
-    """Called in an attempt's thread: a context manager that, entered where the attempt goes
-    on (an async task on another loop's thread), collects into the same log."""
-    return _carry(_current.get())
 
 
 class JobLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

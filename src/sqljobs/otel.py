@@ -232,14 +232,6 @@ class Tracing(NoInstrumentation):
         with self._tracer.start_as_current_span(f"step {name}", attributes=attributes):
             yield
 
-    @contextmanager
-    def carried(self) -> Iterator[None]:
-        token = self._context.attach(self._context.get_current())
-        try:
-            yield
-        finally:
-            self._context.detach(token)
-
     # -- metrics -------------------------------------------------------------------------
 
     def _on_enqueued(self, _name: str, data: dict[str, Any]) -> None:

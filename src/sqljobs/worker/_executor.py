@@ -8,12 +8,11 @@ value; the worker persists it in a transaction of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,6 @@ from ..exceptions import (
     TaskNotRegistered,
 )
 from ..instrumentation import Hooks
-from ..job_logs import carried_log
 from ..jobs import Job, JobError
 from ..registry import CONTEXT_PARAMETER, DEFAULT_MAX_ATTEMPTS, Task, TaskRegistry, make_backoff
 from ..store import JobStore, begin_write, current_binding, set_sqlite_busy_timeout
@@ -181,9 +179,9 @@ class Executor:
             attempt = self._execute_async(task, job, kwargs, ctx)
             if can_await_here():  # the caller's loop (AsyncSession.commit, adrain): run there
                 return await_here(attempt)
-            # On sqljobs' own loop the attempt's span and log go on with it.
-            carried = [self._hooks.current.carried(), carried_log()]
-            return self._async_runner().run(_resumed(attempt, carried))
+            # On sqljobs' own loop, in a copy of this thread's context (call_soon_threadsafe
+            # copies it): the attempt's span and log go on with it.
+            return self._async_runner().run(attempt)
         if task.wants_session:
             return self._execute_with_session(task, job, kwargs, watch)
         return self._execute_plain(task, job, kwargs)
@@ -322,16 +320,6 @@ class Executor:
                 await session.close()
             except Exception:
                 log.warning("closing job %s's session failed", job.id, exc_info=True)
-
-
-async def _resumed(
-    attempt: Coroutine[Any, Any, Outcome], carried: list[contextlib.AbstractContextManager[Any]]
-) -> Outcome:
-    """Await ``attempt`` inside the context managers ``carried`` from the attempt's thread."""
-    with contextlib.ExitStack() as stack:
-        for manager in carried:
-            stack.enter_context(manager)
-        return await attempt
 
 
 def _settle(watch: AttemptWatch | None) -> None:
