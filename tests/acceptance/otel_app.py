@@ -68,7 +68,7 @@ def send(text: str) -> int:
 def welcome(ctx: JobContext, name: str) -> int:
     text = ctx.step("render", render, name=name)
     ctx.logger.info("rendered the welcome for %s", name)
-    return ctx.step("send", send, text=text)  # type: ignore[no-any-return]
+    return ctx.step("send", send, text=text)
 
 
 @jobs.task(name="doomed", max_attempts=1)

@@ -86,9 +86,7 @@ def test_jobs_show_prints_the_lines_and_json_has_them(
     assert "WARNING tests.cli_app: plain logging, attempt 1" in shown
 
 
-def test_a_job_that_logged_nothing_has_no_logs_section(
-    app: ModuleType, client: TestClient
-) -> None:
+def test_a_job_that_logged_nothing_has_no_logs_section(app: ModuleType, client: TestClient) -> None:
     app.jobs.create_schema()
     job_id = app.bump.enqueue(counter_id=1)
     app.jobs.drain()

@@ -213,7 +213,7 @@ def test_a_jobs_lines_are_deleted_with_it_by_delete_prune_and_bulk_delete(
 
 
 def test_job_logs_takes_log_limits_or_none(offline_jobs: JobQueue) -> None:
-    with pytest.raises(ConfigurationError, match="takes a sqljobs.LogLimits or None"):
+    with pytest.raises(ConfigurationError, match=r"takes a sqljobs\.LogLimits or None"):
         JobQueue(offline_jobs.session_factory, job_logs=200)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"LogLimits\(lines=...\) is a positive int"):
         LogLimits(lines=0)
