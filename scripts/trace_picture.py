@@ -124,8 +124,7 @@ def svg(spans: list[ReadableSpan]) -> str:
             f'<text x="{indent}" y="{y + 15}">{escape(label(span))}</text>',
             f'<rect x="{x:.1f}" y="{y + 4}" width="{width:.1f}" height="{ROW - 10}" rx="3" '
             f'fill="{colour}"/>',
-            f'<text x="{x + width + 6:.1f}" y="{y + 15}" fill="#555">'
-            f"{millis:.1f} ms</text>",
+            f'<text x="{x + width + 6:.1f}" y="{y + 15}" fill="#555">{millis:.1f} ms</text>',
         ]
     legend_y = 60 + ROW * len(spans) + 20
     for n, (kind, colour) in enumerate([*COLOURS.items(), ("ERROR", ERROR)]):
