@@ -38,7 +38,7 @@ def run(tmp_path: Path, doc: str, module: str) -> str:
 
 def shown_output(doc: str) -> str:
     """The doc's first plain ``` block: the output its example prints."""
-    return re.findall(r"(?<=\n\n)```\n(.*?)```", DOCS[doc].read_text(), re.S)[0]
+    return str(re.findall(r"(?<=\n\n)```\n(.*?)```", DOCS[doc].read_text(), re.S)[0])
 
 
 @pytest.mark.parametrize("doc", sorted(DOCS))
