@@ -250,3 +250,28 @@ def test_metrics_record_duration_wait_time_outcomes_and_enqueues(
     assert {k: point.count for k, point in waits.items()} == {key("bad"): 1, key("ok"): 2}
     enqueued = {k: point.value for k, point in traced.points("sqljobs.jobs.enqueued").items()}
     assert enqueued == {key("bad"): 1, key("ok"): 2}
+
+
+def test_the_jobs_of_a_graph_are_traced_as_children_of_its_enqueue(
+    jobs: JobQueue, traced: Traced
+) -> None:
+    @jobs.task(name="fetch")
+    def fetch() -> int:
+        return 1
+
+    @jobs.task(name="report")
+    def report(total: int) -> int:
+        return total
+
+    graph = jobs.graph(name="nightly")
+    first = graph.add(fetch)
+    graph.add(report, depends_on=first, result_as="total")
+    with traced.tracer.start_as_current_span("request"):
+        graph.enqueue()
+    jobs.drain()
+    spans = traced.spans()
+    publish = spans["publish fetch"]
+    assert (publish.attributes or {})["messaging.batch.message_count"] == 2
+    for name in ("process fetch", "process report"):
+        parent = spans[name].parent
+        assert parent is not None and parent.span_id == publish.context.span_id

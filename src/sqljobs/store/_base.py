@@ -341,8 +341,10 @@ class StoreBase:
             or "unknown column" in message
             or ("column" in message and "does not exist" in message)
         )
-        # A RETURNING list names its columns bare: "no such column: flow_key".
-        if ("sqljobs_" in message or "flow_" in message) and missing_column:
+        # A RETURNING list names its columns bare: "no such column: flow_key"; MariaDB's
+        # INSERT names the column only: "Unknown column 'trace_context' in 'INSERT INTO'".
+        named = ("sqljobs_", "flow_", "trace_context")
+        if any(name in message for name in named) and missing_column:
             first_line = text.splitlines()[0] if text else type(exc).__name__
             return SchemaNotReady(
                 f"{what} failed: the sqljobs tables lack a column this version of sqljobs "
