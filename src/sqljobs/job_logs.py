@@ -164,6 +164,23 @@ class _CaptureHandler(logging.Handler):
         log = _current.get()
         if log is not None and not getattr(record, KEPT, False):
             log.add(record)
+        last_resort = logging.lastResort
+        if last_resort is not None and record.levelno >= last_resort.level and _alone(record):
+            # Without this handler logging would have printed the record to stderr (no
+            # handler configured): it still does.
+            last_resort.handle(record)
+
+
+def _alone(record: logging.LogRecord) -> bool:
+    """No handler but the capture handler would see ``record``."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None:
+        if any(handler is not _handler for handler in logger.handlers):
+            return False
+        if not logger.propagate:
+            return True
+        logger = logger.parent
+    return True
 
 
 _handler = _CaptureHandler()
@@ -208,6 +225,8 @@ class JobLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
                 self.logger.name, level, "", 0, msg, args, _exc_info(kwargs.get("exc_info"))
             )
             log.add(record)
+        # One frame more than LoggerAdapter: the record names the task's line, not this one.
+        kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
         super().log(level, msg, *args, **kwargs)
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
