@@ -154,6 +154,9 @@ class Tracing(NoInstrumentation):
         self.enqueued = meter.create_counter(
             "sqljobs.jobs.enqueued", unit="{job}", description="Jobs enqueued (and committed)"
         )
+        previous = jobs.hooks.current
+        if isinstance(previous, Tracing):
+            previous.close()  # instrumenting again replaces it (no metric counted twice)
         bus = jobs.events
         self._unsubscribe = [bus.subscribe(events.JOB_ENQUEUED, self._on_enqueued)]
         self._unsubscribe.append(bus.subscribe(events.JOB_STARTED, self._on_started))

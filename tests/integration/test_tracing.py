@@ -275,3 +275,21 @@ def test_the_jobs_of_a_graph_are_traced_as_children_of_its_enqueue(
     for name in ("process fetch", "process report"):
         parent = spans[name].parent
         assert parent is not None and parent.span_id == publish.context.span_id
+
+
+def test_instrumenting_again_replaces_the_first_instrumentation(
+    jobs: JobQueue, traced: Traced
+) -> None:
+    @jobs.task(name="once")
+    def once() -> None:
+        return None
+
+    second = Traced(jobs)
+    try:
+        with second.tracer.start_as_current_span("request"):
+            once.enqueue()
+        jobs.drain()
+    finally:
+        second.tracing.close()
+    assert set(second.spans()) == {"request", "publish once", "process once"}
+    assert traced.spans() == {} and traced.points("sqljobs.jobs.enqueued") == {}
