@@ -29,6 +29,7 @@ from .exceptions import (
 )
 from .flow import Debounce, KeyLimit
 from .graphs import Graph, GraphSnapshot, Node
+from .job_logs import JobLogLine, LogLimits
 from .jobqueue import DrainResult, JobQueue
 from .jobs import Job, JobError, JobState
 from .registry import Task
@@ -52,11 +53,13 @@ __all__ = [
     "Job",
     "JobContext",
     "JobError",
+    "JobLogLine",
     "JobNotFound",
     "JobQueue",
     "JobSessionMisused",
     "JobState",
     "KeyLimit",
+    "LogLimits",
     "Node",
     "OutcomeUnknown",
     "Retry",

@@ -12,6 +12,7 @@ from ._utils import Duration, to_timedelta
 from .events import EventBus
 from .exceptions import ConfigurationError, UniqueKeyConflict
 from .flow import DEBOUNCE_SCOPE
+from .job_logs import JobLogLine
 from .jobs import Job, JobState
 from .registry import Task, TaskRegistry
 from .steps import JobStep
@@ -49,6 +50,16 @@ class QueueAdministration:
                 print(step.name, step.state, step.attempts, step.duration)
         """
         return self.store.steps_of(job_id)
+
+    def logs(self, job_id: int) -> list[JobLogLine]:
+        """The log lines job ``job_id``'s attempts emitted (``ctx.logger`` and ``logging``
+        calls in the task's thread; docs/logs.md), by attempt and order. Empty for a job
+        that logged nothing (or no such job: use :meth:`get` to tell). Example::
+
+            for line in jobs.logs(job_id):
+                print(line.attempt, line.level, line.logger, line.message)
+        """
+        return self.store.logs_of(job_id)
 
     def list_jobs(
         self,

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
     from . import events
+    from .instrumentation import Hooks
     from .registry import TaskRegistry
     from .worker import Worker
 
@@ -57,6 +58,7 @@ class QueueBinding:
 
     registry: TaskRegistry
     events: events.EventBus
+    hooks: Hooks
     _workers: weakref.WeakSet[Worker]
     _get_async_runner: Callable[[], AsyncRunner]
     _pooler: Pooler | None
@@ -83,8 +85,10 @@ class QueueBinding:
                 session_factory=session_factory,
                 async_session_factory=async_session_factory,
                 async_runner=self._get_async_runner,
+                hooks=self.hooks,
             ),
             bus=self.events,
+            hooks=self.hooks,
         )
         self._inline_runner = InlineRunner(store=self.store, runner=self.runner)
         dispose_pool_after_fork(engine)

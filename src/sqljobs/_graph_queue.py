@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from .events import EventBus
+    from .instrumentation import Hooks
     from .store import Binding, JobStore
 
 
@@ -26,6 +28,7 @@ class GraphAdministration:
 
     store: JobStore
     events: EventBus
+    hooks: Hooks
 
     def _committed(
         self, ids: list[int], rows: list[NewJob], *, reserved: bool, binding: Binding | None
@@ -55,8 +58,11 @@ class GraphAdministration:
         or in one of its own; inside a running sync task, in the job's session."""
         if session is None:
             session = self._running_jobs_session()
-        inserted = self.store.enqueue_graph(session, graph)
-        ids, rows = list(inserted.job_ids), [node.job for node in graph.nodes]
+        with self.hooks.current.publishing([node.job for node in graph.nodes]) as traced:
+            # Each job of the graph carries the enqueue's trace context (docs/tracing.md).
+            nodes = tuple(replace(n, job=job) for n, job in zip(graph.nodes, traced, strict=True))
+            inserted = self.store.enqueue_graph(session, replace(graph, nodes=nodes))
+        ids, rows = list(inserted.job_ids), [node.job for node in nodes]
         # A session joining a test's outer transaction: its jobs run in that transaction.
         binding = current_binding() or (external_binding(session) if session else None)
         committed = partial(self._committed, reserved=False, binding=binding)

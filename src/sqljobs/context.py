@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._arguments import check_json
 from .exceptions import Cancel, SerializationError, StepMisused
+from .job_logs import JobLogger
 from .jobs import Job
 from .steps import StepRunner, check_step_name, current_step
 
@@ -82,9 +83,11 @@ class JobContext:
 
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.logger = logging.LoggerAdapter(
+        #: Lines logged through it are kept with the attempt (docs/logs.md).
+        self.logger: logging.LoggerAdapter[logging.Logger] = JobLogger(
             logging.getLogger("sqljobs.task"),
-            {"sqljobs": {"job_id": job.id, "task": job.task, "attempt": job.attempt}},
+            {"job_id": job.id, "task": job.task, "attempt": job.attempt},
+            job.id,
         )
         self._cancelled = threading.Event()
         self._lock = threading.Lock()

@@ -26,6 +26,8 @@ from ._utils import Duration
 from .context import job_session
 from .exceptions import ConfigurationError
 from .flow import Debounce, KeyLimit
+from .instrumentation import Hooks
+from .job_logs import LogLimits
 from .jobs import NewJob
 from .periodic import Missed, Schedule
 from .registry import (
@@ -76,6 +78,8 @@ class JobQueue(GraphAdministration, QueueAdministration, BulkAdministration, Que
             prepared statements, no LISTEN through it (docs/deploy.md).
         listen: True (LISTEN once a probe shows notifications arrive, else poll), False
             (poll), or a direct PostgreSQL URL/Engine for the LISTEN connection.
+        job_logs: how much of each attempt's logging is kept with the job (a
+            :class:`~sqljobs.job_logs.LogLimits`; None keeps none). See docs/logs.md.
 
     Example:
         >>> engine = create_engine("sqlite:///app.db")
@@ -97,6 +101,7 @@ class JobQueue(GraphAdministration, QueueAdministration, BulkAdministration, Que
         secret_keys: SecretKeys | None = None,
         pooler: Pooler | None = None,
         listen: bool | str | Engine = True,
+        job_logs: LogLimits | None = LogLimits(),  # noqa: B008 (frozen, so shared safely)
     ) -> None:
         if type(session_factory).__name__ == "async_sessionmaker":
             raise ConfigurationError(
@@ -126,6 +131,13 @@ class JobQueue(GraphAdministration, QueueAdministration, BulkAdministration, Que
         #: Periodic tasks (see :meth:`periodic`), enqueued by every running worker.
         self.schedules: list[Schedule] = []
         self.events = events.EventBus()
+        if job_logs is not None and not isinstance(job_logs, LogLimits):
+            raise ConfigurationError(
+                f"JobQueue(job_logs=...) takes a sqljobs.LogLimits or None, not {job_logs!r}: "
+                "e.g. job_logs=LogLimits(lines=100, bytes=32_000)"
+            )
+        #: The instrumentation (``sqljobs.otel.instrument``) and log limits its parts use.
+        self.hooks = Hooks(job_logs)
         self.inline = inline
         #: Seals ``Secret[...]`` arguments; None without ``secret_keys``.
         self.keyring = Keyring(secret_keys) if secret_keys else None
@@ -259,14 +271,14 @@ class JobQueue(GraphAdministration, QueueAdministration, BulkAdministration, Que
         Example:
             >>> jobs.enqueue_many(db, [refresh.prepare(record_id=i) for i in ids])  # doctest: +SKIP
         """
-        rows = list(new_jobs)
         if session is None:
             session = self._running_jobs_session()
         # A Connection's commit is invisible to us: its jobs are drained after the enqueue
         # instead (best effort), not reserved for an inline run that might never come.
         reserved = self.inline and not isinstance(session, Connection)
         reserve_for = self._inline_runner.reservation if reserved else None
-        ids = self.store.enqueue(session, rows, reserve_for=reserve_for)
+        with self.hooks.current.publishing(list(new_jobs)) as rows:
+            ids = self.store.enqueue(session, rows, reserve_for=reserve_for)
         # A session joining a test's outer transaction: its jobs run in that transaction.
         binding = current_binding() or (external_binding(session) if session else None)
         committed = partial(self._committed, reserved=reserved, binding=binding)
@@ -293,12 +305,12 @@ class JobQueue(GraphAdministration, QueueAdministration, BulkAdministration, Que
         self, session: AsyncSession, new_jobs: Iterable[NewJob]
     ) -> list[int]:
         """:meth:`enqueue_many` in an ``AsyncSession``'s transaction."""
-        rows = list(new_jobs)
         reserved = self.inline
         reserve_for = self._inline_runner.reservation if reserved else None
-        ids = await session.run_sync(
-            lambda sync_session: self.store.enqueue(sync_session, rows, reserve_for=reserve_for)
-        )
+        with self.hooks.current.publishing(list(new_jobs)) as rows:
+            ids = await session.run_sync(
+                lambda sync_session: self.store.enqueue(sync_session, rows, reserve_for=reserve_for)
+            )
         bind: Any = session.bind  # an AsyncConnection: the test's outer transaction
         connection = getattr(bind, "sync_connection", None)
         binding = Binding(connection, bind) if isinstance(connection, Connection) else None

@@ -100,6 +100,9 @@ class Job:
     flow_key: str | None = None
     #: The job graph it belongs to (``jobs.get_graph(graph_id)``), None if none.
     graph_id: int | None = None
+    #: The W3C trace context of the enqueue (``{"traceparent": ...}``) when tracing was on
+    #: (docs/tracing.md); None otherwise.
+    trace_context: dict[str, str] | None = None
 
     @property
     def last_error(self) -> JobError | None:
@@ -140,6 +143,8 @@ class NewJob:
     #: Debounce: seconds from the database's now until the job runs; a pending job holding
     #: ``unique_key`` (scope "debounce") gets these arguments and that run time instead.
     debounce_window: float | None = None
+    #: The W3C trace context to store with the job (set by tracing, docs/tracing.md).
+    trace_context: dict[str, str] | None = None
 
     def values(self, now: datetime) -> dict[str, Any]:
         run_at = self.run_at or now
@@ -167,4 +172,5 @@ class NewJob:
             "run_at": run_at,
             "created_at": now,
             "errors": [],
+            "trace_context": self.trace_context,
         }

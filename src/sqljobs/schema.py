@@ -42,6 +42,7 @@ __all__ = [
     "UndecodableJSON",
     "dependencies_table",
     "graphs_table",
+    "job_logs_table",
     "jobs_table",
     "keys_table",
     "metadata",
@@ -153,6 +154,12 @@ jobs_table = Table(
     Column("waiting_for", Integer),
     Index("ix_sqljobs_jobs_graph", "graph_id"),
     # -- end of job graphs ---------------------------------------------------------------
+    # -- tracing (issue 15, item 1; docs/tracing.md) ------------------------------------
+    # The W3C trace context current when the job was enqueued (``{"traceparent": ...,
+    # "tracestate": ...}``), when tracing is on; NULL otherwise. Nullable, so
+    # ``create_schema()`` adds it to an existing table and older workers never name it.
+    Column("trace_context", JSON(none_as_null=True)),
+    # -- end of tracing ------------------------------------------------------------------
 )
 
 #: Per-queue settings every worker obeys: a global concurrency limit and a rate limit, with the
@@ -258,4 +265,26 @@ steps_table = Table(
     #: Seconds the last run took, measured by the worker.
     Column("duration", Float),
     PrimaryKeyConstraint("job_id", "name", name="pk_sqljobs_steps"),
+)
+
+# -- per-job logs (issue 15, item 4; docs/logs.md) --------------------------------------------
+#: The log lines a task emitted during an attempt (``ctx.logger`` and ``logging`` calls in the
+#: task's thread), written when the attempt ends in a transaction of the store's own (so a
+#: rolled-back attempt keeps them), at most a capped number per attempt. A new table, so
+#: ``create_schema()`` adds it to an existing install. Deleted with their job.
+job_logs_table = Table(
+    "sqljobs_job_logs",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("job_id", _ID, nullable=False),
+    #: The job's ``created_at``: SQLite can give a pruned job's id to a new job.
+    Column("job_created_at", UTCDateTime, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    #: The line's place in its attempt (0, 1, ...).
+    Column("position", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("logger", String(255), nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_sqljobs_job_logs_job", "job_id", "attempt", "position"),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from sqlalchemy import create_engine
@@ -48,3 +49,18 @@ def stepped(ctx: JobContext, counter_id: int = 1) -> str:
     """Two durable steps; the second fails on the first attempt."""
     ctx.step("charge", _charge, counter_id=counter_id)
     return ctx.step("ship", _ship, attempt=ctx.attempt)
+
+
+@jobs.task(name="chatty", max_attempts=2, backoff=Backoff(base=3600, jitter=0))
+def chatty(ctx: JobContext, markup: str) -> None:
+    """Logs through ctx.logger and plain logging; its first attempt fails."""
+    ctx.logger.info("attempt %d: %s", ctx.attempt, markup)
+    logging.getLogger("tests.cli_app").warning("plain logging, attempt %d", ctx.attempt)
+    if ctx.attempt == 1:
+        raise RuntimeError("first attempt fails")
+
+
+@jobs.task(name="achatty")
+async def achatty(ctx: JobContext) -> None:
+    ctx.logger.info("from an async task")
+    logging.getLogger("tests.cli_app").error("async plain logging")

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from sqljobs import JobNotFound, JobQueue, JobState, SchemaNotReady
+from sqljobs import JobContext, JobNotFound, JobQueue, JobState, SchemaNotReady
 from sqljobs.jobs import JobError
 from sqljobs.schema import jobs_table
 from sqljobs.store import NewJob
@@ -402,3 +402,26 @@ def test_tables_of_an_older_version_get_a_migration_message(jobs: JobQueue, engi
     assert "ix_sqljobs_jobs_flow" in indexes
     job_id = plain.enqueue()
     assert jobs.drain().completed == [job_id]
+
+
+def test_create_schema_adds_the_trace_context_column_and_the_logs_table_to_an_older_install(
+    jobs: JobQueue, engine: Any
+) -> None:
+    """An install from before tracing and per-job logs: ``create_schema()`` adds the nullable
+    ``trace_context`` column and the ``sqljobs_job_logs`` table; existing rows keep NULL."""
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE sqljobs_job_logs"))
+        conn.execute(text("ALTER TABLE sqljobs_jobs DROP COLUMN trace_context"))
+
+    @jobs.task
+    def noted(ctx: JobContext) -> None:
+        ctx.logger.info("noted")
+
+    with pytest.raises(SchemaNotReady, match=r"trace_context.*create_schema"):
+        noted.enqueue()
+    jobs.create_schema()
+    assert "trace_context" in {c["name"] for c in inspect(engine).get_columns("sqljobs_jobs")}
+    job_id = noted.enqueue()
+    assert jobs.drain().completed == [job_id]
+    assert jobs.get(job_id).trace_context is None
+    assert [line.message for line in jobs.logs(job_id)] == ["noted"]

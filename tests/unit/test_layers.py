@@ -52,6 +52,8 @@ TOP_LEVEL = {
     "sqljobs.periodic": VOCABULARY,
     "sqljobs.graphs": VOCABULARY,
     "sqljobs.steps": VOCABULARY,
+    "sqljobs.job_logs": VOCABULARY,
+    "sqljobs.instrumentation": VOCABULARY,
     "sqljobs.jobqueue": FACADE,
     "sqljobs._administration": FACADE,
     "sqljobs._bulk_admin": FACADE,
@@ -67,6 +69,7 @@ TOP_LEVEL = {
     "sqljobs.aio": INTERFACE,
     "sqljobs._overview": INTERFACE,
     "sqljobs._logging": INTERFACE,
+    "sqljobs.otel": INTERFACE,
 }
 PACKAGES = {
     "sqljobs.store": STORE,
@@ -82,6 +85,7 @@ FRAMEWORKS = {
     "jinja2": ("sqljobs.web",),
     "pydantic": ("sqljobs.web", "sqljobs._conversions"),  # _conversions: only when installed
     "prometheus_client": ("sqljobs.metrics",),
+    "opentelemetry": ("sqljobs.otel",),  # only when installed (extra sqljobs[otel])
     "typer": ("sqljobs.cli",),
     "rich": ("sqljobs.cli",),
     "croniter": ("sqljobs.periodic",),

@@ -208,16 +208,17 @@ def _build_app() -> Any:
         app_path: str = app_option(),
         as_json: bool = json_option(),
     ) -> None:
-        """One job: arguments, attempts, errors with tracebacks, progress, result and its
-        durable steps (name, state, attempts, duration, error)."""
+        """One job: arguments, attempts, errors with tracebacks, progress, result, its
+        durable steps (name, state, attempts, duration, error) and its attempts' logs."""
         with reporting():
             jobs = _load(app_path)
             job = jobs.get(job_id)
             steps = jobs.steps(job_id)
+            logs = jobs.logs(job_id)
             if as_json:
-                print_json(job_detail(job, steps))
+                print_json(job_detail(job, steps, logs))
             else:
-                console().print(render_job(job, steps))
+                console().print(render_job(job, steps, logs))
 
     def each_job(
         job_ids: list[int], app_path: str | None, action: Callable[[JobQueue, int], Job], verb: str

@@ -15,6 +15,7 @@ from .. import _overview
 from .._overview import STATE_ORDER
 from .._secrets import redacted
 from .._utils import utcnow
+from ..job_logs import JobLogLine
 from ..jobs import Job, JobState
 from ..steps import JobStep
 
@@ -65,7 +66,9 @@ def step_json(step: JobStep) -> dict[str, Any]:
     }
 
 
-def job_detail(job: Job, steps: Sequence[JobStep] = ()) -> dict[str, Any]:
+def job_detail(
+    job: Job, steps: Sequence[JobStep] = (), logs: Sequence[JobLogLine] = ()
+) -> dict[str, Any]:
     return {
         **job_summary(job),
         "lease_owner": job.lease_owner,
@@ -75,6 +78,16 @@ def job_detail(job: Job, steps: Sequence[JobStep] = ()) -> dict[str, Any]:
         "progress_message": getattr(job, "progress_message", None),
         "errors": [e.to_json() for e in job.errors],
         "steps": [step_json(step) for step in steps],
+        "logs": [
+            {
+                "attempt": line.attempt,
+                "at": _iso(line.at),
+                "level": line.level,
+                "logger": line.logger,
+                "message": line.message,
+            }
+            for line in logs
+        ],
     }
 
 
@@ -225,7 +238,9 @@ def render_job_list(found: list[Job], total: int, offset: int) -> RenderableType
     return Group(table, f"jobs {shown}")
 
 
-def render_job(job: Job, steps: Sequence[JobStep] = ()) -> RenderableType:
+def render_job(
+    job: Job, steps: Sequence[JobStep] = (), logs: Sequence[JobLogLine] = ()
+) -> RenderableType:
     from rich.console import Group
     from rich.panel import Panel
     from rich.table import Table
@@ -257,6 +272,13 @@ def render_job(job: Job, steps: Sequence[JobStep] = ()) -> RenderableType:
         parts.append(Panel(_escape(result), title="result", title_align="left"))
     if steps:
         parts.append(_steps_table(steps))
+    if logs:
+        lines = "\n".join(
+            f"[dim]attempt {line.attempt} {line.at.strftime('%H:%M:%S.%f')[:-3]}[/] "
+            f"[b]{_escape(line.level)}[/] {_escape(line.logger)}: {_escape(line.message)}"
+            for line in logs
+        )
+        parts.append(Panel(lines, title=f"logs ({len(logs)} lines)", title_align="left"))
     if not job.errors:
         parts.append("no failed attempt")
     for error in reversed(job.errors):

@@ -86,7 +86,15 @@ def row_to_job(row: Row[Any] | Mapping[str, Any]) -> Job:
         unique_scope=data.get("unique_scope"),
         flow_key=data.get("flow_key"),
         graph_id=data.get("graph_id"),
+        trace_context=_trace_context(data.get("trace_context")),
     )
+
+
+def _trace_context(stored: Any) -> dict[str, str] | None:
+    """The stored trace context if it is one (a hand-written row may hold anything)."""
+    if not isinstance(stored, dict):
+        return None
+    return {str(k): str(v) for k, v in stored.items() if isinstance(v, str)} or None
 
 
 def _owned_by(job: Job) -> Any:
@@ -333,8 +341,10 @@ class StoreBase:
             or "unknown column" in message
             or ("column" in message and "does not exist" in message)
         )
-        # A RETURNING list names its columns bare: "no such column: flow_key".
-        if ("sqljobs_" in message or "flow_" in message) and missing_column:
+        # A RETURNING list names its columns bare: "no such column: flow_key"; MariaDB's
+        # INSERT names the column only: "Unknown column 'trace_context' in 'INSERT INTO'".
+        named = ("sqljobs_", "flow_", "trace_context")
+        if any(name in message for name in named) and missing_column:
             first_line = text.splitlines()[0] if text else type(exc).__name__
             return SchemaNotReady(
                 f"{what} failed: the sqljobs tables lack a column this version of sqljobs "
@@ -378,7 +388,7 @@ class StoreBase:
         what: str,
         params: dict[str, Any],
         *,
-        before: Delete | None = None,
+        before: Sequence[Delete] = (),
     ) -> int:
         """Run ``change`` (filtered on ``p_ids``) on the ids ``pick`` locks, batch by batch
         (after ``before``, filtered the same way, in the same transaction).
@@ -392,8 +402,8 @@ class StoreBase:
             ids = conn.execute(pick, {**params, "p_limit": batch_size}).scalars().all()
             if not ids:
                 return 0
-            if before is not None:
-                conn.execute(before, {"p_ids": ids})
+            for statement in before:
+                conn.execute(statement, {"p_ids": ids})
             outcome: Any = conn.execute(change, {"p_ids": ids})
             return int(outcome.rowcount)
 

@@ -34,6 +34,7 @@ from ._base import (
     row_to_job,
 )
 from ._dialects import db_now
+from ._job_logs import logs_deletion
 from ._steps import steps_deletion
 
 BulkAction = Literal["retry", "cancel", "delete"]
@@ -124,7 +125,8 @@ class BulkStore(StoreBase):
             if action == "delete":
                 if rows:
                     ids = [j.id for j in rows]
-                    conn.execute(steps_deletion(ids))  # a job's steps go with it
+                    conn.execute(steps_deletion(ids))  # a job's steps and logs go with it
+                    conn.execute(logs_deletion(ids))
                     conn.execute(delete(_jobs).where(_jobs.c.id.in_(ids)))
                 outcome.changed = rows
             elif action == "cancel":

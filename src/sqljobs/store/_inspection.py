@@ -28,6 +28,7 @@ from ._base import (
     row_to_job,
 )
 from ._dialects import db_now
+from ._job_logs import LogStore, logs_deletion
 from ._settle import Finished, reopen, settle
 from ._steps import StepStore, steps_deletion
 
@@ -42,7 +43,7 @@ def _conflict(job_id: int, holder: int | None, state: str | None) -> UniqueKeyCo
     )
 
 
-class InspectionStore(StepStore):
+class InspectionStore(StepStore, LogStore):
     """Job store queries for people and tools rather than workers."""
 
     def list_workers(self) -> list[dict[str, Any]]:
@@ -199,12 +200,13 @@ class InspectionStore(StepStore):
             by_id = delete(_jobs).where(_jobs.c.id.in_(ids))
             pick = _statements.locked_ids(*finished)
             return self._rowcount_by_locked_ids(
-                pick, by_id, "prune", {}, before=steps_deletion(ids)
+                pick, by_id, "prune", {}, before=(steps_deletion(ids), logs_deletion(ids))
             )
 
         def work(conn: Connection) -> int:
-            # A job's steps go with it, in the same transaction.
+            # A job's steps and logs go with it, in the same transaction.
             conn.execute(steps_deletion(select(_jobs.c.id).where(*finished).scalar_subquery()))
+            conn.execute(logs_deletion(select(_jobs.c.id).where(*finished).scalar_subquery()))
             outcome: Any = conn.execute(delete(_jobs).where(*finished))
             return int(outcome.rowcount)
 
@@ -309,6 +311,7 @@ class InspectionStore(StepStore):
 
         def work(conn: Connection) -> int:
             conn.execute(delete(self.steps_table))
+            conn.execute(delete(self.job_logs_table))
             outcome: Any = conn.execute(delete(_jobs))
             return int(outcome.rowcount)
 
@@ -322,6 +325,7 @@ class InspectionStore(StepStore):
             if job.state is JobState.RUNNING:
                 raise StoreError(f"job {job_id} is running; cancel it before deleting it")
             self.delete_steps(conn, [job_id])
+            self.delete_logs(conn, [job_id])
             conn.execute(delete(_jobs).where(_jobs.c.id == job_id))
             return job
 

@@ -141,7 +141,8 @@ class JobStore(FlowStore, GraphStore, BulkStore):
                     self._insert_unique(target, r, job.debounce_window)
                     for r, job in zip(rows, new_jobs, strict=True)
                 ]
-            plain = all(r["flow_key"] is None for r in rows)  # ARRAY_INSERT has no flow columns
+            # ARRAY_INSERT has no flow or trace columns
+            plain = all(r["flow_key"] is None and r["trace_context"] is None for r in rows)
             if len(rows) > 1 and self.support.array_insert and reserve_for is None and plain:
                 return self._insert_arrays(target, rows, now)
             if len(rows) == 1:

@@ -128,10 +128,11 @@ def build_api_router(jobs: JobQueue, *, read_only: bool) -> APIRouter:
         name="sqljobs_api_get_job",
     )
     def get_job(job_id: JobId) -> JobDetail:
-        """One job with its arguments, result, attempts, every recorded error and its
-        durable steps (name, state, attempts, duration, error)."""
+        """One job with its arguments, result, attempts, every recorded error, its
+        durable steps (name, state, attempts, duration, error) and the log lines of its
+        attempts (docs/logs.md)."""
         try:
-            return JobDetail.of(jobs.get(job_id), jobs.steps(job_id))
+            return JobDetail.of(jobs.get(job_id), jobs.steps(job_id), jobs.logs(job_id))
         except JobNotFound:
             raise HTTPException(404, f"no job with id {job_id}") from None
 

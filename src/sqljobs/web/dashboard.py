@@ -236,6 +236,7 @@ class Dashboard:
             "progress_message": getattr(job, "progress_message", None),
             "errors": list(reversed(job.errors)),
             "steps": self.jobs.steps(job.id),
+            "logs": self.jobs.logs(job.id),
             "can_retry": job.state is not JobState.RUNNING,
             "can_cancel": not job.state.is_finished,
             "can_delete": job.state is not JobState.RUNNING,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from .._overview import Overview, Throughput
 from .._secrets import redacted
+from ..job_logs import JobLogLine
 from ..jobs import Job, JobError, JobState
 from ..steps import JobStep, StepState
 
@@ -59,6 +60,27 @@ class StepOut(BaseModel):
             finished_at=step.finished_at,
             result=step.result,
             error=JobErrorOut.of(step.error) if step.error is not None else None,
+        )
+
+
+class JobLogOut(BaseModel):
+    """One log line an attempt of the job emitted (``ctx.logger`` or ``logging`` in the
+    task's thread), in order; docs/logs.md."""
+
+    attempt: int
+    at: datetime
+    level: str = Field(description="INFO, WARNING, ERROR, ...")
+    logger: str
+    message: str
+
+    @classmethod
+    def of(cls, line: JobLogLine) -> JobLogOut:
+        return cls(
+            attempt=line.attempt,
+            at=line.at,
+            level=line.level,
+            logger=line.logger,
+            message=line.message,
         )
 
 
@@ -112,9 +134,14 @@ class JobDetail(JobSummary):
     progress_message: str | None = Field(None, description="message sent with that progress")
     errors: list[JobErrorOut] = Field(default_factory=list)
     steps: list[StepOut] = Field(default_factory=list, description="its durable steps")
+    logs: list[JobLogOut] = Field(
+        default_factory=list, description="the log lines of its attempts, by attempt"
+    )
 
     @classmethod
-    def of(cls, job: Job, steps: Sequence[JobStep] = ()) -> JobDetail:
+    def of(
+        cls, job: Job, steps: Sequence[JobStep] = (), logs: Sequence[JobLogLine] = ()
+    ) -> JobDetail:
         return cls(
             **JobSummary.of(job).model_dump(),
             lease_owner=job.lease_owner,
@@ -124,6 +151,7 @@ class JobDetail(JobSummary):
             progress_message=getattr(job, "progress_message", None),
             errors=[JobErrorOut.of(e) for e in job.errors],
             steps=[StepOut.of(step) for step in steps],
+            logs=[JobLogOut.of(line) for line in logs],
         )
 
 

@@ -37,6 +37,7 @@ from ..exceptions import (
     StepMisused,
     TaskNotRegistered,
 )
+from ..instrumentation import Hooks
 from ..jobs import Job, JobError
 from ..registry import CONTEXT_PARAMETER, DEFAULT_MAX_ATTEMPTS, Task, TaskRegistry, make_backoff
 from ..store import JobStore, begin_write, current_binding, set_sqlite_busy_timeout
@@ -131,7 +132,9 @@ class Executor:
         session_factory: sessionmaker[Any],
         async_session_factory: async_sessionmaker[Any] | None,
         async_runner: Callable[[], AsyncRunner],
+        hooks: Hooks | None = None,
     ) -> None:
+        self._hooks = hooks if hooks is not None else Hooks()
         self._registry = registry
         self._store = store
         self._session_factory = session_factory
@@ -169,12 +172,15 @@ class Executor:
                     session_factory=self._session_factory,
                     async_session_factory=self._async_session_factory,
                     async_task=task.is_async,
+                    hooks=self._hooks,
                 )
             )
         if task.is_async:
             attempt = self._execute_async(task, job, kwargs, ctx)
             if can_await_here():  # the caller's loop (AsyncSession.commit, adrain): run there
                 return await_here(attempt)
+            # On sqljobs' own loop, in a copy of this thread's context (call_soon_threadsafe
+            # copies it): the attempt's span and log go on with it.
             return self._async_runner().run(attempt)
         if task.wants_session:
             return self._execute_with_session(task, job, kwargs, watch)

@@ -12,7 +12,9 @@ from .._utils import utcnow
 from ..context import JobContext
 from ..events import EventBus
 from ..exceptions import StoreError
-from ..jobs import Job
+from ..instrumentation import Hooks
+from ..job_logs import AttemptLog, capturing
+from ..jobs import Job, JobError
 from ..store import JobStore
 from ._executor import Executor
 from ._outcomes import Cancelled, Completed, Failed, LeaseLost, Outcome, Snoozed
@@ -30,10 +32,13 @@ def running_job() -> Job | None:
 
 
 class JobRunner:
-    def __init__(self, *, store: JobStore, executor: Executor, bus: EventBus) -> None:
+    def __init__(
+        self, *, store: JobStore, executor: Executor, bus: EventBus, hooks: Hooks | None = None
+    ) -> None:
         self._store = store
         self._executor = executor
         self._bus = bus
+        self._hooks = hooks if hooks is not None else Hooks()
 
     def run(self, job: Job) -> Outcome:
         """Execute ``job`` and store its outcome (and last progress). Store errors propagate
@@ -59,15 +64,40 @@ class JobRunner:
     def execute(
         self, job: Job, ctx: JobContext | None = None, watch: AttemptWatch | None = None
     ) -> tuple[Outcome, float]:
-        """Run the task; nothing is stored yet unless its own session committed it."""
+        """Run the task; nothing is stored yet unless its own session committed it (its
+        log lines are: in a transaction of their own, once it ended)."""
         self._bus.emit(events.JOB_STARTED, job=job)
         started = time.monotonic()
         token = _running_job.set(job)
+        limits = self._hooks.log_limits
+        lines = AttemptLog(job_id=job.id, attempt=job.attempt, limits=limits) if limits else None
         try:
-            outcome = self._executor.execute(job, ctx, watch)
+            with self._hooks.current.attempt(job) as scope:
+                if lines is None:
+                    outcome = self._executor.execute(job, ctx, watch)
+                else:
+                    with capturing(lines):
+                        outcome = self._executor.execute(job, ctx, watch)
+                scope.ended(outcome_name(outcome), *_error_of(outcome))
         finally:
             _running_job.reset(token)
-        return outcome, time.monotonic() - started
+        duration = time.monotonic() - started
+        if lines is not None:
+            self._save_logs(job, lines)
+        return outcome, duration
+
+    def _save_logs(self, job: Job, lines: AttemptLog) -> None:
+        """Store the attempt's log lines; a failure to do so costs the lines, not the job."""
+        try:
+            self._store.save_logs(job, lines.lines())
+        except StoreError as exc:
+            log.warning(
+                "job %s (%s): the log lines of attempt %s could not be stored: %s",
+                job.id,
+                job.task,
+                job.attempt,
+                exc,
+            )
 
     def timed_out(self, job: Job, elapsed: float) -> Outcome:
         """Store that a hung sync attempt was stopped past its timeout (retried by the task's
@@ -167,3 +197,25 @@ class JobRunner:
         )
         exception = outcome.exception if isinstance(outcome, Failed) else None
         self._bus.emit(name, job=job, outcome=outcome, duration=duration, exception=exception)
+
+
+def outcome_name(outcome: Outcome) -> str:
+    """``completed``, ``failed`` (will be retried), ``discarded``, ``cancelled``,
+    ``snoozed`` or ``lease_lost``: the name of the event the outcome is reported as."""
+    if isinstance(outcome, Completed):
+        return "completed"
+    if isinstance(outcome, Failed):
+        return "discarded" if outcome.retry_at is None else "failed"
+    if isinstance(outcome, Cancelled):
+        return "cancelled"
+    if isinstance(outcome, Snoozed):
+        return "snoozed"
+    return "lease_lost"
+
+
+def _error_of(outcome: Outcome) -> tuple[JobError | None, BaseException | None]:
+    if isinstance(outcome, Failed):
+        return outcome.error, outcome.exception
+    if isinstance(outcome, Cancelled):
+        return outcome.error, None
+    return None, None

@@ -29,6 +29,7 @@ from ..exceptions import (
     StepMismatch,
     StepMisused,
 )
+from ..instrumentation import Hooks
 from ..jobs import Job
 from ..steps import JobStep, StepCodec, StepState, running_step, takes_session
 from ..store import JobStore, begin_write, current_binding
@@ -61,7 +62,9 @@ class AttemptSteps:
         session_factory: sessionmaker[Any],
         async_session_factory: async_sessionmaker[Any] | None,
         async_task: bool = False,
+        hooks: Hooks | None = None,
     ) -> None:
+        self._hooks = hooks if hooks is not None else Hooks()
         self._job = job
         self._async_task = async_task
         self._store = store
@@ -157,7 +160,7 @@ class AttemptSteps:
                 raise _lease_lost(self._job, name)
             started = time.monotonic()
             try:
-                with running_step(name):
+                with self._hooks.current.step(self._job, name), running_step(name):
                     if takes_session(func):
                         stored = self._run_in_session(name, func, kwargs, codec, started)
                     else:
@@ -232,7 +235,7 @@ class AttemptSteps:
                 raise _lease_lost(self._job, name)
             started = time.monotonic()
             try:
-                with running_step(name):
+                with self._hooks.current.step(self._job, name), running_step(name):
                     if wants_session:
                         stored = await self._run_in_async_session(
                             name, func, kwargs, codec, started
