@@ -21,7 +21,7 @@ class Process:
         logs.mkdir(parents=True, exist_ok=True)
         self.log_path: Path = logs / f"{name}.log"
         self._log = self.log_path.open("w")
-        full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        full_env = {**os.environ, "PYTHONPATH": f"{ROOT}/src:{ROOT}", **(env or {})}
         self.popen = subprocess.Popen(
             list(argv),
             cwd=ROOT,
