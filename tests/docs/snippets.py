@@ -5,8 +5,11 @@ path.py: ...`` changes part of that file (it runs in the module's namespace)."""
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shlex
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,3 +139,28 @@ def _span(node: ast.stmt) -> tuple[int, int]:
     start = min([node.lineno, *(d.lineno for d in decorators)]) - 1
     assert node.end_lineno is not None
     return start, node.end_lineno
+
+
+def run_module(tmp_path: Path, docs: list[Path], module: str) -> str:
+    """Write the README's and ``docs``' files into ``tmp_path``, run ``python -m module``
+    there on a SQLite file, and return what it printed (it must exit 0)."""
+    found: dict[str, str] = snippets_of(README)
+    for doc in docs:
+        found.update(snippets_of(doc))
+    write_files(tmp_path, found)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PYTHONPATH")}
+    done = subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=tmp_path,
+        env={**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout  # (stderr: the warnings logging prints without a configuration)
+
+
+def snippets_of(doc: Path) -> dict[str, str]:
+    """The whole files (``# path.py`` blocks) of ``doc``."""
+    return files(doc.read_text())

@@ -4,7 +4,6 @@ the README's myapp/jobs.py, running it prints the output the doc shows, and the 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -13,26 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.docs import snippets
-from tests.docs.snippets import README, ROOT
+from tests.docs.snippets import ROOT
 
 DOCS = {"tracing": ROOT / "docs" / "tracing.md", "logs": ROOT / "docs" / "logs.md"}
 PICTURE = ROOT / "docs" / "tracing.svg"
 
 
 def run(tmp_path: Path, doc: str, module: str) -> str:
-    files = {**snippets.files(README.read_text()), **snippets.files(DOCS[doc].read_text())}
-    snippets.write_files(tmp_path, files)
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PYTHONPATH")}
-    done = subprocess.run(
-        [sys.executable, "-m", module],
-        cwd=tmp_path,
-        env={**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout  # (stderr: the warnings logging prints without a configuration)
+    return snippets.run_module(tmp_path, [DOCS[doc]], module)
 
 
 def shown_output(doc: str) -> str:

@@ -3,31 +3,18 @@ README's myapp/jobs.py, and running it prints what the doc says."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.docs import snippets
-from tests.docs.snippets import README, ROOT
+from tests.docs.snippets import ROOT
 
 WORKFLOWS_DOC = ROOT / "docs" / "workflows.md"
 
 
 def run(tmp_path: Path, module: str) -> str:
-    files = {**snippets.files(README.read_text()), **snippets.files(WORKFLOWS_DOC.read_text())}
-    snippets.write_files(tmp_path, files)
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PYTHONPATH")}
-    done = subprocess.run(
-        [sys.executable, "-m", module],
-        cwd=tmp_path,
-        env={**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return snippets.run_module(tmp_path, [WORKFLOWS_DOC], module)
 
 
 def test_every_workflows_snippet_is_a_whole_file() -> None:

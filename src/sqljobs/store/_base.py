@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Delete, Row, Select, Update, select
+from sqlalchemy import Delete, Row, Select, Update, false, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -58,6 +58,32 @@ def error_type_is(name: str) -> Any:
     (``"myapp.mail.SMTPError"``, ``"ValueError"``) or its class name (``"SMTPError"``)."""
     last = _dialects.last_error_type(_jobs.c.errors)
     return (last == name) | last.endswith("." + name, autoescape=True)
+
+
+def filtered(query: Any, filters: JobFilters, *, among: Sequence[str] | None = None) -> Any:
+    """``query`` narrowed to the jobs ``filters`` selects (its ``states``, else ``among``,
+    else any state): the one reading of a filter for listings, counts and bulk operations."""
+    if "\x00" in (filters.queue or "") + (filters.task or "") + (filters.error_type or ""):
+        # No stored name holds a NUL (PostgreSQL cannot even compare one): nothing matches.
+        return query.where(false())
+    states = among
+    if filters.states:
+        states = [JobState(s).value for s in filters.states]
+    elif filters.states is not None and among is None:
+        states = []  # a listing asked for no state at all: nothing matches
+    if states is not None:
+        query = query.where(_jobs.c.state.in_(list(states)))
+    if filters.queue is not None:
+        query = query.where(_jobs.c.queue == filters.queue)
+    if filters.task is not None:
+        query = query.where(_jobs.c.task == filters.task)
+    if filters.created_after is not None:
+        query = query.where(_jobs.c.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        query = query.where(_jobs.c.created_at < filters.created_before)
+    if filters.error_type is not None:
+        query = query.where(error_type_is(filters.error_type))
+    return query
 
 
 def row_to_job(row: Row[Any] | Mapping[str, Any]) -> Job:

@@ -30,7 +30,7 @@ from ._base import (
     _jobs,
     _operator_cancel,
     _queues,
-    error_type_is,
+    filtered,
     row_to_job,
 )
 from ._dialects import db_now
@@ -51,29 +51,12 @@ class BatchOutcome:
     skipped: dict[int, str] = field(default_factory=dict)
 
 
-def _matching(query: Any, filters: JobFilters, states: Sequence[str]) -> Any:
-    """``query`` narrowed to the jobs ``filters`` selects, among ``states``."""
-    chosen = [JobState(s).value for s in filters.states] if filters.states else list(states)
-    query = query.where(_jobs.c.state.in_(chosen))
-    if filters.queue is not None:
-        query = query.where(_jobs.c.queue == filters.queue)
-    if filters.task is not None:
-        query = query.where(_jobs.c.task == filters.task)
-    if filters.created_after is not None:
-        query = query.where(_jobs.c.created_at >= filters.created_after)
-    if filters.created_before is not None:
-        query = query.where(_jobs.c.created_at < filters.created_before)
-    if filters.error_type is not None:
-        query = query.where(error_type_is(filters.error_type))
-    return query
-
-
 class BulkStore(StoreBase):
     """Statements of bulk operations and queue pausing."""
 
     def count_matching(self, filters: JobFilters, states: Sequence[str]) -> int:
         """How many jobs ``filters`` selects among ``states`` (the dry run)."""
-        query = _matching(select(func.count()).select_from(_jobs), filters, states)
+        query = filtered(select(func.count()).select_from(_jobs), filters, among=states)
         return self.run(
             lambda conn: int(conn.execute(query).scalar_one()), what="count jobs", read_only=True
         )
@@ -90,7 +73,7 @@ class BulkStore(StoreBase):
         self, filters: JobFilters, states: Sequence[str], *, after: int, upto: int, limit: int
     ) -> list[int]:
         """Ids of up to ``limit`` matching jobs in ``(after, upto]``, ascending; no locks."""
-        query = _matching(select(_jobs.c.id), filters, states)
+        query = filtered(select(_jobs.c.id), filters, among=states)
         query = query.where(_jobs.c.id > after, _jobs.c.id <= upto)
         query = query.order_by(_jobs.c.id).limit(limit)
         return self.run(
@@ -114,7 +97,7 @@ class BulkStore(StoreBase):
         filter of the action that changed it (cancelled, deleted, or retried into
         ``available``, where a second retry only moves ``run_at`` to now again).
         """
-        pick = _matching(select(_jobs), filters, states).where(_jobs.c.id.in_(list(ids)))
+        pick = filtered(select(_jobs), filters, among=states).where(_jobs.c.id.in_(list(ids)))
         pick = pick.order_by(_jobs.c.id)
         if self.support.skip_locked:
             pick = pick.with_for_update()

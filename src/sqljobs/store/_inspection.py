@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, bindparam, case, delete, false, func, literal, select, update
+from sqlalchemy import Float, bindparam, case, delete, func, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -24,7 +24,7 @@ from ._base import (
     _jobs,
     _operator_cancel,
     _workers,
-    error_type_is,
+    filtered,
     row_to_job,
 )
 from ._dialects import db_now
@@ -214,31 +214,13 @@ class InspectionStore(StepStore, LogStore):
 
     # -- dashboard and CLI queries ---------------------------------------------------------
 
-    def _where_filters(self, query: Any, filters: JobFilters) -> Any:
-        if "\x00" in (filters.queue or "") + (filters.task or "") + (filters.error_type or ""):
-            # No stored name holds a NUL (PostgreSQL cannot even compare one): nothing matches.
-            return query.where(false())
-        if filters.states is not None:
-            query = query.where(_jobs.c.state.in_([JobState(s).value for s in filters.states]))
-        if filters.queue is not None:
-            query = query.where(_jobs.c.queue == filters.queue)
-        if filters.task is not None:
-            query = query.where(_jobs.c.task == filters.task)
-        if filters.created_after is not None:
-            query = query.where(_jobs.c.created_at >= filters.created_after)
-        if filters.created_before is not None:
-            query = query.where(_jobs.c.created_at < filters.created_before)
-        if filters.error_type is not None:
-            query = query.where(error_type_is(filters.error_type))
-        return query
-
     def search_jobs(
         self, filters: JobFilters, *, limit: int = 50, offset: int = 0
     ) -> tuple[list[Job], int]:
         """One page of jobs matching ``filters`` (newest first) and how many match in all."""
-        page = self._where_filters(select(_jobs), filters)
+        page = filtered(select(_jobs), filters)
         page = page.order_by(_jobs.c.id.desc()).limit(limit).offset(offset)
-        total = self._where_filters(select(func.count()).select_from(_jobs), filters)
+        total = filtered(select(func.count()).select_from(_jobs), filters)
 
         def work(conn: Connection) -> tuple[list[Job], int]:
             found = [row_to_job(r) for r in conn.execute(page)]
