@@ -313,6 +313,14 @@ class ArgumentSpec:
             name: hints.get(name, param.annotation) for name, param in self.parameters.items()
         }
         for name, param in self.parameters.items():
+            injectable = _injectable_as(self.hints[name])
+            if injectable is not None:
+                raise InvalidArguments(
+                    f"task {self.task_name}: parameter {name!r} is annotated "
+                    f"{getattr(self.hints[name], '__name__', self.hints[name])}, which a job "
+                    f"argument can never be; sqljobs passes it only to a parameter named "
+                    f"{injectable!r}: rename {name!r} to {injectable!r}"
+                )
             if param.kind in (param.POSITIONAL_ONLY, param.VAR_POSITIONAL):
                 raise InvalidArguments(
                     f"task {self.task_name} has positional-only parameter {name!r}; job "
@@ -453,3 +461,23 @@ class ArgumentSpec:
                     f"{type(kwargs[name]).__name__} {_short(kwargs[name])}: {reason}"
                 ) from None
         return converted
+
+
+#: Classes sqljobs injects (by the parameter's name), by their defining module and name: a
+#: subclass (SQLModel's Session, an app's own) counts too.
+_INJECTED_CLASSES = {
+    ("sqlalchemy.orm.session", "Session"): "session",
+    ("sqlalchemy.ext.asyncio.session", "AsyncSession"): "session",
+    ("sqljobs.context", "JobContext"): "ctx",
+}
+
+
+def _injectable_as(hint: Any) -> str | None:
+    """``"session"`` or ``"ctx"`` when ``hint`` is a class sqljobs injects, else None."""
+    if not isinstance(hint, type):
+        return None
+    for klass in hint.__mro__:
+        found = _INJECTED_CLASSES.get((klass.__module__, klass.__name__))
+        if found is not None:
+            return found
+    return None

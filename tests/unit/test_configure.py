@@ -4,11 +4,15 @@ what the job row would hold (``prepare``), with no database."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlmodel import Session as SQLModelSession
 
 from sqljobs import JobContext, JobQueue
+from sqljobs.exceptions import InvalidArguments
 
 AT = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
@@ -68,3 +72,28 @@ def test_jobs_task_registers_bare_with_options_and_called_with_the_function(
     assert (layered.queue, layered.priority) == ("first", 4)
     assert bare.name in offline_jobs.registry
     assert bare.func.__name__ == "bare"
+
+
+@pytest.mark.parametrize(
+    ("annotation", "injected_as"),
+    [
+        (Session, "session"),
+        (SQLModelSession, "session"),
+        (AsyncSession, "session"),
+        (JobContext, "ctx"),
+    ],
+)
+def test_a_session_or_context_parameter_under_another_name_is_refused_at_registration(
+    offline_jobs: JobQueue, annotation: type, injected_as: str
+) -> None:
+    """sqljobs injects by name; type checkers strip the first parameters by type: a Session
+    named ``db`` would be typed away yet required at run time. Refused, saying the fix."""
+
+    def task(db: Any, user_id: int) -> None: ...
+
+    task.__annotations__["db"] = annotation
+    with pytest.raises(
+        InvalidArguments, match=rf"parameter 'db' is annotated .*rename 'db' to '{injected_as}'"
+    ):
+        offline_jobs.task(task)
+    assert task.__qualname__ not in {t.func.__qualname__ for t in offline_jobs.registry.values()}
