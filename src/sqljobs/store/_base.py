@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Delete, Row, Select, Update, false, select
+from sqlalchemy import Delete, Row, Select, Update, delete, false, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -22,7 +22,7 @@ from .._secrets import erased, has_secrets
 from .._utils import utcnow
 from ..exceptions import ConfigurationError, OutcomeUnknown, SchemaNotReady, StoreError
 from ..jobs import FINISHED_STATES, Job, JobError, JobState
-from ..schema import jobs_table, metadata, queues_table, workers_table
+from ..schema import job_logs_table, jobs_table, metadata, queues_table, steps_table, workers_table
 from . import _dialects, _pooling, _statements, _upgrade
 from ._bound import current_binding
 
@@ -58,6 +58,16 @@ def error_type_is(name: str) -> Any:
     (``"myapp.mail.SMTPError"``, ``"ValueError"``) or its class name (``"SMTPError"``)."""
     last = _dialects.last_error_type(_jobs.c.errors)
     return (last == name) | last.endswith("." + name, autoescape=True)
+
+
+#: Tables whose rows belong to a job (``job_id``) and are deleted with it, in its transaction.
+JOB_OWNED_TABLES = (steps_table, job_logs_table)
+
+
+def owned_rows_deletion(job_ids: Any) -> list[Delete]:
+    """Delete what belongs to the jobs ``job_ids`` (a list, a subquery or an expanding
+    bindparam) names: their steps and log lines. Run before deleting the jobs themselves."""
+    return [delete(table).where(table.c.job_id.in_(job_ids)) for table in JOB_OWNED_TABLES]
 
 
 def filtered(query: Any, filters: JobFilters, *, among: Sequence[str] | None = None) -> Any:

@@ -31,11 +31,10 @@ from ._base import (
     _operator_cancel,
     _queues,
     filtered,
+    owned_rows_deletion,
     row_to_job,
 )
 from ._dialects import db_now
-from ._job_logs import logs_deletion
-from ._steps import steps_deletion
 
 BulkAction = Literal["retry", "cancel", "delete"]
 
@@ -108,8 +107,8 @@ class BulkStore(StoreBase):
             if action == "delete":
                 if rows:
                     ids = [j.id for j in rows]
-                    conn.execute(steps_deletion(ids))  # a job's steps and logs go with it
-                    conn.execute(logs_deletion(ids))
+                    for statement in owned_rows_deletion(ids):  # its steps and logs
+                        conn.execute(statement)
                     conn.execute(delete(_jobs).where(_jobs.c.id.in_(ids)))
                 outcome.changed = rows
             elif action == "cancel":

@@ -17,6 +17,7 @@ from ..jobs import Job, JobState
 from . import _statements
 from ._base import (
     _FINISHED,
+    JOB_OWNED_TABLES,
     NOTIFY_CHANNEL,
     JobFilters,
     _erasing,
@@ -25,12 +26,13 @@ from ._base import (
     _operator_cancel,
     _workers,
     filtered,
+    owned_rows_deletion,
     row_to_job,
 )
 from ._dialects import db_now
-from ._job_logs import LogStore, logs_deletion
+from ._job_logs import LogStore
 from ._settle import Finished, reopen, settle
-from ._steps import StepStore, steps_deletion
+from ._steps import StepStore
 
 
 def _conflict(job_id: int, holder: int | None, state: str | None) -> UniqueKeyConflict:
@@ -200,13 +202,14 @@ class InspectionStore(StepStore, LogStore):
             by_id = delete(_jobs).where(_jobs.c.id.in_(ids))
             pick = _statements.locked_ids(*finished)
             return self._rowcount_by_locked_ids(
-                pick, by_id, "prune", {}, before=(steps_deletion(ids), logs_deletion(ids))
+                pick, by_id, "prune", {}, before=owned_rows_deletion(ids)
             )
 
         def work(conn: Connection) -> int:
             # A job's steps and logs go with it, in the same transaction.
-            conn.execute(steps_deletion(select(_jobs.c.id).where(*finished).scalar_subquery()))
-            conn.execute(logs_deletion(select(_jobs.c.id).where(*finished).scalar_subquery()))
+            pruned = select(_jobs.c.id).where(*finished).scalar_subquery()
+            for statement in owned_rows_deletion(pruned):
+                conn.execute(statement)
             outcome: Any = conn.execute(delete(_jobs).where(*finished))
             return int(outcome.rowcount)
 
@@ -292,8 +295,8 @@ class InspectionStore(StepStore, LogStore):
         every step row."""
 
         def work(conn: Connection) -> int:
-            conn.execute(delete(self.steps_table))
-            conn.execute(delete(self.job_logs_table))
+            for table in JOB_OWNED_TABLES:
+                conn.execute(delete(table))
             outcome: Any = conn.execute(delete(_jobs))
             return int(outcome.rowcount)
 
@@ -306,8 +309,8 @@ class InspectionStore(StepStore, LogStore):
             job = self._locked(conn, job_id)
             if job.state is JobState.RUNNING:
                 raise StoreError(f"job {job_id} is running; cancel it before deleting it")
-            self.delete_steps(conn, [job_id])
-            self.delete_logs(conn, [job_id])
+            for statement in owned_rows_deletion([job_id]):
+                conn.execute(statement)
             conn.execute(delete(_jobs).where(_jobs.c.id == job_id))
             return job
 

@@ -4,9 +4,8 @@ job. Part of the job store (docs/logs.md)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Delete, delete, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from ..job_logs import JobLogLine
@@ -15,11 +14,6 @@ from ..schema import job_logs_table
 from ._base import StoreBase, _jobs
 
 _logs = job_logs_table
-
-
-def logs_deletion(job_ids: Any) -> Delete:
-    """Delete the log lines of the jobs ``job_ids`` (a list or a subquery) names."""
-    return delete(_logs).where(_logs.c.job_id.in_(job_ids))
 
 
 class LogStore(StoreBase):
@@ -77,7 +71,3 @@ class LogStore(StoreBase):
             ]
 
         return self.run(work, what="list job logs", read_only=True)
-
-    def delete_logs(self, conn: Connection, job_ids: Sequence[int] | Any) -> None:
-        """Delete the log lines of ``job_ids`` in ``conn``'s transaction (with their jobs)."""
-        conn.execute(logs_deletion(job_ids))

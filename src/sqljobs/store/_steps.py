@@ -10,10 +10,9 @@ of the job store.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Delete, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -55,11 +54,6 @@ def _holds_lease(target: Session | Connection, job: Job) -> bool:
     """Lock ``job``'s row if this attempt still owns it; False if it does not."""
     query = select(_jobs.c.id).where(_owned_by(job)).with_for_update()
     return target.execute(query).first() is not None
-
-
-def steps_deletion(job_ids: Any) -> Delete:
-    """Delete the steps of the jobs ``job_ids`` (a list or a subquery) names."""
-    return delete(_steps).where(_steps.c.job_id.in_(job_ids))
 
 
 class StepStore(StoreBase):
@@ -187,7 +181,3 @@ class StepStore(StoreBase):
             return True
 
         return self.run(work, what="fail step")
-
-    def delete_steps(self, conn: Connection, job_ids: Sequence[int] | Any) -> None:
-        """Delete the steps of ``job_ids`` in ``conn``'s transaction (with their jobs)."""
-        conn.execute(steps_deletion(job_ids))
