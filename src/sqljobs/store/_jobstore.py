@@ -37,6 +37,7 @@ from ._bound import engine_of
 from ._bulk import BulkStore
 from ._flow import FlowStore
 from ._graphs import GraphStore
+from ._precompiled import Precompiled
 from ._settle import Finished
 
 
@@ -55,11 +56,11 @@ def _as_claimed(job: Job, params: dict[str, Any]) -> Job:
     )
 
 
-def _completion(job: Job, result: Any) -> tuple[Any, dict[str, Any]]:
+def _completion(job: Job, result: Any) -> tuple[Precompiled, dict[str, Any]]:
     params = {**_owner_params(job), "p_result": result}
     if not has_secrets(job.args):
-        return _statements.COMPLETE, params
-    return _statements.COMPLETE_ERASING, {**params, "p_args": erased(job.args)}
+        return _statements.PRECOMPILED_COMPLETE, params
+    return _statements.PRECOMPILED_COMPLETE_ERASING, {**params, "p_args": erased(job.args)}
 
 
 def _on_database_clock(at: datetime) -> Any:
@@ -285,9 +286,14 @@ class JobStore(FlowStore, GraphStore, BulkStore):
 
     def complete(self, executor: Session | Connection, job: Job, result: Any) -> bool:
         """Mark ``job`` completed inside the caller's transaction. False: the lease was lost."""
-        statement, params = _completion(job, result)
-        outcome: Any = executor.execute(statement, params)
-        stored = bool(outcome.rowcount == 1)
+        completion, params = _completion(job, result)
+        if isinstance(executor, Session):
+            # What Session.execute would do first: the task's pending ORM writes go before.
+            executor.flush()
+            conn = executor.connection(bind_arguments={"clause": completion.statement})
+        else:
+            conn = executor
+        stored = completion.execute(conn, params).rowcount == 1
         if stored and job.graph_id is not None:
             self.settle(executor, [Finished(job.id, JobState.COMPLETED.value, result)])
         return stored
@@ -300,8 +306,8 @@ class JobStore(FlowStore, GraphStore, BulkStore):
             if len(done) > 1 and self.engine.dialect.supports_sane_multi_rowcount:
                 batches: dict[Any, list[dict[str, Any]]] = {}
                 for job, result in done:
-                    statement, params = _completion(job, result)
-                    batches.setdefault(statement, []).append(params)
+                    completion, params = _completion(job, result)
+                    batches.setdefault(completion.statement, []).append(params)
                 stored = 0
                 for statement, batch in batches.items():
                     outcome: Any = conn.execute(statement, batch)

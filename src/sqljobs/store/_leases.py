@@ -65,7 +65,12 @@ class LeaseStore(InspectionStore):
         """Record that ``job``'s attempt starts now; False if this worker no longer holds it
         (cancelled, rescued or released meanwhile): then it must not start."""
         params = _owner_params(job)
-        return self._rowcount(_statements.MARK_STARTED, "start", params, single_statement=True) == 1
+        started = self.run(
+            lambda conn: _statements.PRECOMPILED_START.execute(conn, params).rowcount,
+            what="start",
+            single_statement=True,
+        )
+        return bool(started == 1)
 
     def heartbeat(
         self,

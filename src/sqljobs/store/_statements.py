@@ -27,6 +27,7 @@ from sqlalchemy import (
 from ..jobs import JobState
 from ..schema import UTCDateTime, jobs_table, queues_table, workers_table
 from ._dialects import db_now
+from ._precompiled import Precompiled
 
 _jobs = jobs_table
 
@@ -165,6 +166,9 @@ COMPLETE = (
 
 #: COMPLETE for a job holding secrets: their tokens are erased in the same statement.
 COMPLETE_ERASING = COMPLETE.values(args=bindparam("p_args", type_=_jobs.c.args.type))
+#: One job's completion as a worker sends it, compiled once per dialect (see _precompiled).
+PRECOMPILED_COMPLETE = Precompiled(COMPLETE)
+PRECOMPILED_COMPLETE_ERASING = Precompiled(COMPLETE_ERASING)
 
 _WAITING = _jobs.c.state.in_([JobState.SCHEDULED.value, JobState.RETRYABLE.value])
 #: Jobs whose time came by the database's clock, or by ``p_until`` (``drain()`` looks ahead).
@@ -319,5 +323,6 @@ CLAIM_SELECTED = (
 #: The worker starts a job only if it still holds it (not cancelled, rescued or released
 #: meanwhile, e.g. while it waited in prefetch): a cancelled job never starts.
 MARK_STARTED = update(_jobs).where(OWNED).values(started_at=db_now())
+PRECOMPILED_START = Precompiled(MARK_STARTED)
 
 SELECT_BY_IDS = select(_jobs).where(_jobs.c.id.in_(bindparam("p_chosen", expanding=True)))

@@ -59,16 +59,27 @@ def drain(
     include_scheduled: bool = False,
     max_jobs: int | None = None,
 ) -> DrainResult:
-    """Claim and run one job at a time until none is due (see :meth:`JobQueue.drain`)."""
+    """Claim and run one job at a time until none is due (see :meth:`JobQueue.drain`).
+
+    Scheduled and retryable jobs whose time came are staged at the start and whenever no
+    job is available, then looked for again: a transaction per job fewer than staging before
+    every claim, and the same jobs run (only a retry that came due meanwhile runs after the
+    jobs already available, not among them by priority)."""
     worker_id = f"drain:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     chosen = list(queues) if queues else known_queues()
     result = DrainResult()
     put_back: set[int] = set()
+    stage = True
     while max_jobs is None or result.total < max_jobs:
-        store.stage(until=utcnow() + _FOREVER if include_scheduled else None)
+        if stage:
+            store.stage(until=utcnow() + _FOREVER if include_scheduled else None)
         claimed = store.claim(
             worker_id=worker_id, queues=chosen, limit=1, lease=DRAIN_LEASE, ids=ids
         )
+        if not claimed and not stage:
+            stage = True  # none available: stage what came due since, and look again
+            continue
+        stage = False
         if not claimed and not queues:
             # A job that ran may have enqueued into a queue we had not seen yet.
             known = known_queues()

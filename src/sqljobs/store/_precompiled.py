@@ -1,0 +1,71 @@
+"""The hottest bookkeeping statements, compiled once per dialect and sent as driver SQL.
+
+A worker sends two statements of its own per job besides the claim: the start and the
+completion. Executed as Core statements, each call walks the statement for its cache key,
+looks the compiled form up and builds its parameters: about as much client CPU as the driver
+spends on the round trip itself. :class:`Precompiled` does that once per dialect and sends
+the compiled string with ``exec_driver_sql``, which keeps SQLAlchemy's connection handling,
+its error wrapping (disconnects, deadlocks) and its cursor events (tracing, statement
+recorders); only the per-call compilation is skipped. The dialect layer still writes the
+SQL, so every database gets its own.
+
+Only statements without expanding (``IN``) or literal-execute parameters qualify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy.engine import Connection, CursorResult, Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import Executable
+
+
+class _Compiled:
+    """One statement's SQL for one dialect, with its parameters' processors."""
+
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        if not isinstance(compiled, SQLCompiler) or compiled.post_compile_params:
+            raise ValueError(f"not precompilable (expanding parameters): {statement}")
+        self.compiled = compiled
+        self.sql = compiled.string
+        self.positions = list(compiled.positiontup or []) if compiled.positional else None
+        processors: dict[str, Callable[[Any], Any]] = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors[name] = processor
+        self.processors = processors
+
+    def parameters(self, params: Mapping[str, Any]) -> Any:
+        values = self.compiled.construct_params(dict(params))
+        for name, processor in self.processors.items():
+            if name in values:
+                values[name] = processor(values[name])
+        if self.positions is None:
+            return values
+        return tuple(values[name] for name in self.positions)
+
+
+class Precompiled:
+    """``statement`` compiled once for each dialect it runs on (a queue's engine, or the
+    sync side of an async task's engine), then sent with ``exec_driver_sql``."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._by_dialect: dict[int, tuple[Dialect, _Compiled]] = {}
+
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> CursorResult[Any]:
+        compiled = self._for(conn.dialect)
+        return conn.exec_driver_sql(compiled.sql, compiled.parameters(params))
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        found = self._by_dialect.get(id(dialect))
+        if found is not None and found[0] is dialect:
+            return found[1]
+        compiled = _Compiled(self.statement, dialect)
+        # The dialect is kept with its entry, so a recycled id never reads another's SQL.
+        self._by_dialect[id(dialect)] = (dialect, compiled)
+        return compiled
