@@ -95,6 +95,9 @@ def run(settings: Settings) -> tuple[list[Result], report.Context]:
     if "cpu" in settings.workloads:
         for database in cpu_databases(settings.contenders):
             cpu_rows += [dataclasses.asdict(row) for row in cpu.measure(database, settings.n)]
+            cpu_rows += [
+                dataclasses.asdict(row) for row in cpu.measure_worker(database, settings.n)
+            ]
     context = report.Context(
         settings=settings,
         versions=versions,

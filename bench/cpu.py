@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 from bench.apps.sqljobs_app import make_queue
@@ -35,6 +35,7 @@ from bench.db import ensure_databases, reset_counters
 from bench.jobbody import do_work, job_args
 from bench.settings import DB_URLS
 from sqljobs.store import _base as store_base
+from sqljobs.worker import _executor as executor_module
 
 #: One recorded step: ("sql", statement, parameters, autocommit, many) or ("commit",).
 Step = tuple[Any, ...]
@@ -139,14 +140,22 @@ def time_by_store_call(
 
 
 def one_job_of_drain(steps: list[Step]) -> list[Step]:
-    """The steps of one job from a recorded ``drain()`` of one job: without the per-call
-    listing of job names, and without the final stage + claim that found nothing left."""
-    per_job = [s for s in steps if not (s[0] == "sql" and s[1].startswith("SELECT DISTINCT"))]
-    per_job = per_job[:-4]  # stage, commit, claim, commit: the empty last round
-    bodies = [s for s in per_job if s[0] == "sql" and s[1].startswith("UPDATE counters")]
-    if len(bodies) != 1:
-        raise RuntimeError(f"expected one job in the recorded drain, found {len(bodies)}")
-    return per_job
+    """The steps of one job from a recorded ``drain()`` of one job: its claim, its start and
+    its own transaction (the task's UPDATE and the completion). Left out: the listing of job
+    names and the staging, which drain() sends once per call and when no job is available,
+    and the claims that found nothing left."""
+    transactions: list[list[Step]] = [[]]
+    for step in steps:
+        transactions[-1].append(step)
+        if step[0] == "commit":
+            transactions.append([])
+    # names, stage, then the job's claim, start and own transaction
+    per_job: list[Step] = []
+    for transaction in transactions[2:]:
+        per_job += transaction
+        if any(s[0] == "sql" and s[1].startswith("UPDATE counters") for s in transaction):
+            return per_job
+    raise RuntimeError("no job's own transaction in the recorded drain")
 
 
 def measure(database: str, n: int) -> list[CpuRow]:
@@ -227,6 +236,67 @@ def measure(database: str, n: int) -> list[CpuRow]:
     return rows
 
 
+#: Executors of the in-worker measurement: the bench's worker concurrency.
+WORKER_CONCURRENCY = 4
+
+
+def measure_worker(database: str, n: int) -> list[CpuRow]:
+    """Client CPU per job of a real threaded worker (``concurrency=4``, batched claims,
+    prefetch) draining N pre-enqueued W2 jobs in this process: the worker's threads' CPU,
+    split by job-store call and the executors' own run + complete, each on its thread's
+    clock (``time.thread_time``)."""
+    url = DB_URLS[database]
+    jobs, tasks = make_queue(url)
+    task = tasks["update"]
+    jobs.drop_schema()
+    jobs.create_schema()
+    reset_counters(url)
+    jobs.enqueue_many(
+        None, [task.prepare(**job_args("cpuw", i, "update", 0, 0.0)) for i in range(n)]
+    )
+    engine: Engine = jobs.store.engine
+    worker = jobs.worker(concurrency=WORKER_CONCURRENCY)
+    executed: list[float] = []
+    original = executor_module.Executor.execute
+
+    def timed_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            executed.append(time.thread_time() - start)
+
+    executor_module.Executor.execute = timed_execute  # type: ignore[method-assign]
+    try:
+        with time_by_store_call(time.thread_time) as calls:
+            process_start, main_start = time.process_time(), time.thread_time()
+            worker.start()
+            while True:
+                with engine.connect() as conn:
+                    done = conn.execute(text("SELECT SUM(n) FROM counters")).scalar() or 0
+                if done >= n:
+                    break
+                time.sleep(0.02)  # polling the result from the main thread (not counted)
+            worker_cpu = (time.process_time() - process_start) - (time.thread_time() - main_start)
+            worker.stop()
+    finally:
+        executor_module.Executor.execute = original  # type: ignore[method-assign]
+    spent = {what: sum(times) for what, times in calls.items()}
+    phases = {
+        "worker: claim (batched, prefetched)": spent.pop("claim", 0.0),
+        "worker: start": spent.pop("start", 0.0),
+        "worker: run + complete (job session)": sum(executed),
+    }
+    phases["worker: other store calls (stage, heartbeat, settings)"] = sum(spent.values())
+    phases["worker: threads' own work (hand-over, slots, held jobs)"] = worker_cpu - sum(
+        phases.values()
+    )
+    rows = [CpuRow(database, name, cpu / n * 1e6, None) for name, cpu in phases.items()]
+    rows.append(CpuRow(database, "worker: all its threads, per job", worker_cpu / n * 1e6, None))
+    jobs.drop_schema()
+    return rows
+
+
 def table(rows: list[CpuRow]) -> list[str]:
     lines = [
         "| database | phase | sqljobs CPU us/job | raw driver, same statements | sqljobs / raw |",
@@ -248,6 +318,7 @@ def main() -> int:
     rows: list[CpuRow] = []
     for database in args.databases.split(","):
         rows += measure(database, args.n)
+        rows += measure_worker(database, args.n)
     print("\n".join(table(rows)))
     return 0
 
