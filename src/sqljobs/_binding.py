@@ -195,7 +195,8 @@ class QueueBinding:
 
         Deterministic and synchronous, for tests and scripts: same claim, session and outcome
         handling as a worker. ``include_scheduled`` also runs jobs whose ``run_at`` (delay or
-        retry backoff) lies in the future. ``using``: the test's ``Session`` or
+        retry backoff) lies in the future. Jobs that come due while it runs (a retry without
+        delay, a snooze) run once no other job is available. ``using``: the test's ``Session`` or
         ``Connection``; the jobs are claimed, run and completed in its transaction (each in a
         savepoint), so they see what the test wrote and are rolled back with it. From an
         ``async def`` test, ``await jobs.adrain()`` runs async tasks on the test's loop.
