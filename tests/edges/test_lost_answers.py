@@ -6,6 +6,7 @@ the job the lost commit stored."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +15,9 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
-from sqljobs import JobQueue, OutcomeUnknown, Unique
+from sqljobs import JobQueue, JobState, OutcomeUnknown, Unique, events
 from sqljobs.schema import jobs_table
+from tests.helpers import eventually
 from tests.lossy_proxy import LossyProxy
 
 pytestmark = pytest.mark.needs("network_connection")
@@ -104,3 +106,49 @@ def test_an_enqueue_after_a_lost_answer_uses_a_new_connection(
         count = conn.execute(select(func.count()).select_from(jobs_table)).scalar_one()
     assert count == 2
     assert proxied_jobs.get(second).args == {"to": "second@example.com"}
+
+
+#: A claim's statement (a release or rescue gives the attempt back: "attempt - 1").
+CLAIM = b"attempt=(sqljobs_jobs.attempt +"
+CLAIM_OUTCOME = {"postgresql": (CLAIM,), "mariadb": (CLAIM, b"COMMIT")}
+
+
+def test_a_lost_answer_to_a_claim_that_started_its_job_is_given_back_by_the_worker(
+    dialect: str, db_url: str, engine: Engine, proxy: LossyProxy
+) -> None:
+    """An idle worker's claim records the job's start; its answer is lost. The worker gives
+    the job back at once (a NeverStarted note, the attempt not counted) and runs it: long
+    before its 30 s lease would let rescue find it, which would count that attempt and, with
+    max_attempts=1, discard the job unrun."""
+    queue = JobQueue(sessionmaker(engine))
+    queue.create_schema()
+    # Statements sent as text every time (no server-side prepare), so the proxy sees them.
+    options = {"connect_args": {"prepare_threshold": None}} if dialect == "postgresql" else {}
+    through_proxy = create_engine(
+        make_url(db_url).set(host="127.0.0.1", port=proxy.port), **options
+    )
+    proxied = JobQueue(sessionmaker(through_proxy))
+    ran: list[int] = []
+
+    @proxied.task(max_attempts=1)
+    def once(n: int) -> int:
+        ran.append(n)
+        return n
+
+    idle = threading.Event()
+    unsubscribe = proxied.events.subscribe(events.WORKER_IDLE, lambda name, data: idle.set())
+    try:
+        with proxied.worker(concurrency=1, poll_interval=0.2, lease=30):
+            assert idle.wait(20)
+            proxy.lose_answer_to(*CLAIM_OUTCOME[dialect])
+            job_id = once.enqueue(n=7)
+            eventually(lambda: queue.get(job_id).state.is_finished, timeout=20)
+    finally:
+        unsubscribe()
+        proxied.close()
+        through_proxy.dispose()
+    assert proxy.lost.is_set()
+    job = queue.get(job_id)
+    assert (job.state, job.attempt, job.result) == (JobState.COMPLETED, 1, 7)
+    assert [e.type for e in job.errors] == ["NeverStarted"]
+    assert ran == [7]

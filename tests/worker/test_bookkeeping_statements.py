@@ -46,7 +46,12 @@ def test_drain_stages_at_its_start_and_when_the_queue_ran_dry_not_per_job(
         noop.enqueue(i=i)
     stages: list[object] = []
     stage = jobs.store.stage
-    monkeypatch.setattr(jobs.store, "stage", lambda **kw: stages.append(kw) or stage(**kw))
+
+    def counted_stage(**kw: Any) -> int:
+        stages.append(kw)
+        return stage(**kw)
+
+    monkeypatch.setattr(jobs.store, "stage", counted_stage)
 
     assert len(jobs.drain().completed) == 6
     assert len(stages) == 2  # before the first claim, and once no job was available

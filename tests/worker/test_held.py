@@ -79,3 +79,16 @@ def test_wait_until_empty_gives_up_at_its_deadline() -> None:
     held.add([job(1)], no_timeout)
     assert held.wait_until_empty(time.monotonic()) is False
     assert [j.id for j in held.jobs()] == [1]
+
+
+def test_jobs_left_to_rescue_are_forgotten_and_remembered_apart() -> None:
+    """A job whose outcome could not be stored is no longer held, but a worker's give-back
+    after a lost claim answer must leave it to rescue (it ran): its id stays listed."""
+    freed: list[int] = []
+    held = HeldJobs(on_freed=lambda: freed.append(1))
+    ran, waiting = job(1), job(2)
+    held.add([ran, waiting], no_timeout)
+    held.leave_to_rescue([ran])
+    assert [job.id for job in held.jobs()] == [2]
+    assert held.left_to_rescue() == [1]
+    assert freed == [1]

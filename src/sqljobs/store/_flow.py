@@ -68,7 +68,12 @@ class FlowStore(LeaseStore):
     def _claim_params(
         worker_id: str, queues: Sequence[str], limit: int, tasks: Sequence[str] | None = None
     ) -> dict[str, Any]:
-        params = {"p_queues": list(queues), "p_limit": limit, "p_owner": worker_id}
+        params = {
+            "p_queues": list(queues),
+            "p_limit": limit,
+            "p_owner": worker_id,
+            "p_started": False,
+        }
         if tasks is not None:
             params["p_tasks"] = sorted(tasks)
         return params

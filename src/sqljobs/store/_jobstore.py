@@ -49,7 +49,8 @@ def _as_claimed(job: Job, params: dict[str, Any]) -> Job:
         job,
         state=JobState.RUNNING,
         attempt=job.attempt + 1,
-        started_at=None,
+        # The database's clock wrote it; this only says that it is set.
+        started_at=utcnow() if params["p_started"] else None,
         lease_owner=params["p_owner"],
         lease_expires_at=params["p_until"],
         unique_key=None if waiting_only else job.unique_key,
@@ -245,9 +246,14 @@ class JobStore(FlowStore, GraphStore, BulkStore):
         lease: timedelta,
         ids: Sequence[int] | None = None,
         tasks: Sequence[str] | None = None,
+        start: bool = False,
     ) -> list[Job]:
         """Take up to ``limit`` available jobs for ``worker_id`` (see :meth:`stage`); with
-        ``tasks``, only jobs of those tasks (a worker claims only what it can run).
+        ``tasks``, only jobs of those tasks (a worker claims only what it can run). ``start``:
+        the claimed jobs' attempts start now (each goes to an idle executor at once), so the
+        claim records their start too; such a claim is not repeated when its answer is lost
+        (:class:`OutcomeUnknown`), since its jobs would then count an attempt that never ran:
+        the worker gives them back (:meth:`give_back_unheld`).
 
         No two workers ever get the same job: PostgreSQL and MariaDB skip rows another
         claimer has locked; SQLite claims under its single write lock.
@@ -256,13 +262,19 @@ class JobStore(FlowStore, GraphStore, BulkStore):
             return []
 
         params = self._claim_params(worker_id, queues, limit, tasks)
+        params["p_started"] = start
         if ids is not None:
             params["p_only"] = list(ids)
 
         def work(conn: Connection) -> list[Job]:
             return self._claim_in(conn, params, lease)
 
-        return self.run(work, what="claim", single_statement=self.support.update_returning)
+        return self.run(
+            work,
+            what="claim",
+            single_statement=self.support.update_returning,
+            repeatable=not start,
+        )
 
     def _claim_in(self, conn: Connection, params: dict[str, Any], lease: timedelta) -> list[Job]:
         params["p_lease"] = lease.total_seconds()

@@ -177,6 +177,31 @@ class LeaseStore(InspectionStore):
 
         return self.run(work, what="rescue")
 
+    def give_back_unheld(self, *, worker_id: str, held_ids: Sequence[int]) -> list[int]:
+        """Give back the running jobs ``worker_id`` owns but does not hold (not in
+        ``held_ids``): a claim of its whose answer was lost took them. Their attempt is
+        not counted (a ``NeverStarted`` note says why), even where that claim recorded
+        their start, since none of them ran."""
+
+        def work(conn: Connection) -> list[int]:
+            now = utcnow()
+            query = (
+                select(_jobs)
+                .where(_jobs.c.lease_owner == worker_id)
+                .where(_jobs.c.state == JobState.RUNNING.value)
+            )
+            if held_ids:
+                query = query.where(_jobs.c.id.not_in(list(held_ids)))
+            if self.support.skip_locked:
+                query = query.with_for_update(skip_locked=True)
+            given_back = []
+            for job in (row_to_job(r) for r in conn.execute(query)):
+                conn.execute(update(_jobs).where(_owned_by(job)).values(_never_started(job, now)))
+                given_back.append(job.id)
+            return given_back
+
+        return self.run(work, what="give back unheld jobs")
+
     # -- hung job sessions ----------------------------------------------------------------
 
     def session_connection(self, conn: Connection) -> SessionConnection:
@@ -256,6 +281,7 @@ def _never_started(job: Job, now: datetime) -> dict[str, Any]:
         "state": JobState.AVAILABLE.value,
         "attempt": _jobs.c.attempt - 1,
         "errors": _errors_with(job, note),
+        "started_at": None,
         "lease_owner": None,
         "lease_expires_at": None,
         "run_at": db_now(),

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Float,
     Integer,
     String,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    null,
     select,
     text,
     update,
@@ -258,9 +260,12 @@ WORKER_ALIVE = (
 RUNNING_VALUES: dict[str, Any] = {
     "state": JobState.RUNNING.value,
     "attempt": _jobs.c.attempt + 1,
-    # Set when the worker starts the job (MARK_STARTED), not at the claim: a claim whose
-    # answer never reached its worker leaves it NULL, and rescue gives that attempt back.
-    "started_at": None,
+    # Set when the attempt starts: by MARK_STARTED when an executor takes the job from
+    # prefetch, or by the claim itself (``p_started``) when every job it takes goes to an
+    # executor idle at that moment. A claim whose answer never reached its worker leaves it
+    # NULL (or is given back by its worker, see LeaseStore.give_back_unheld), and rescue gives
+    # that attempt back.
+    "started_at": case((bindparam("p_started", type_=Boolean), db_now()), else_=null()),
     "lease_owner": bindparam("p_owner", type_=String),
     "lease_expires_at": LEASE_END,
     "unique_key": KEY_WHILE_ACTIVE,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from ..exceptions import StoreError
+from ..exceptions import OutcomeUnknown, StoreError
 from ..jobs import Job
 from ..registry import TaskRegistry
 from ..store import JobStore
@@ -111,6 +111,8 @@ class Claimer:
         self._settings_expire = 0.0
         self._rotation = 0
         self._keyed_first = False
+        #: A claim's answer was lost: the jobs it took are given back before the next claim.
+        self._give_back_due = False
         self._thread = threading.Thread(target=self._run, name="sqljobs-claimer", daemon=True)
 
     def start(self) -> None:
@@ -163,15 +165,23 @@ class Claimer:
                 if self._stopping.wait(cooldown):
                     self._slots.release(free)
                     break
+            # Jobs for executors idle right now are started by their claim (a transaction
+            # per job fewer); a claim for prefetch leaves that to the executor taking them.
+            idle = self._executors.idle()
+            asked = min(free, idle) if idle else free
             try:
-                claimed = self._claim(free)
+                if self._give_back_due:
+                    self._give_back_unheld()
+                claimed = self._claim(asked, start=idle > 0)
             except StoreError as exc:
                 self._slots.release(free)
+                if isinstance(exc, OutcomeUnknown):
+                    self._give_back_due = True
                 failures += 1
                 self._pause_after(exc, failures)
                 continue
             failures = 0
-            if len(claimed) < free:
+            if len(claimed) < asked:
                 drained_at = time.monotonic()
             self._slots.release(free - len(claimed))
             self._hand_over(claimed)
@@ -216,9 +226,24 @@ class Claimer:
         self._on_error(exc)
         self._stopping.wait(pause)
 
-    def _claim(self, free: int) -> list[Job]:
+    def _give_back_unheld(self) -> None:
+        """After a claim whose answer was lost: its jobs are this worker's, but no executor
+        has them. Give them back, the attempt not counted (the claim may have recorded their
+        start); jobs left to rescue after a failed outcome write are not among them."""
+        keep = [job.id for job in self._held.jobs()] + self._held.left_to_rescue()
+        given_back = self._store.give_back_unheld(worker_id=self._worker_id, held_ids=keep)
+        self._give_back_due = False
+        if given_back:
+            log.warning(
+                "worker %s: gave back job(s) %s, claimed by a claim whose answer was lost",
+                self._worker_id,
+                given_back,
+            )
+
+    def _claim(self, free: int, *, start: bool = False) -> list[Job]:
         """Claim up to ``free`` jobs, respecting per-queue limits: local ones (this worker's
-        ``queues={name: n}``) and global/rate limits stored with ``jobs.configure_queue``."""
+        ``queues={name: n}``) and global/rate limits stored with ``jobs.configure_queue``.
+        ``start``: they go to idle executors at once, so a plain claim records their start."""
         if time.monotonic() >= self._settings_expire:
             settings = self._store.queue_settings()
             self._limited = {
@@ -240,7 +265,7 @@ class Claimer:
         keyed = [name for name, task in self._registry.items() if task.limit is not None]
         special = [q for q in queues if q in self._limited or self._local_limits.get(q)]
         if not special:
-            return self._claim_plain(queues, free, tasks, keyed)
+            return self._claim_plain(queues, free, tasks, keyed, start=start)
         running, holding = self._held.occupancy()
         # A limited queue's jobs count against its limit from their claim, so they are not
         # prefetched: only idle executors take jobs here.
@@ -283,7 +308,13 @@ class Claimer:
         return groups[::-1] if self._keyed_first else groups
 
     def _claim_plain(
-        self, queues: list[str], limit: int, tasks: list[str], keyed: list[str]
+        self,
+        queues: list[str],
+        limit: int,
+        tasks: list[str],
+        keyed: list[str],
+        *,
+        start: bool = False,
     ) -> list[Job]:
         claimed: list[Job] = []
         for names, is_keyed in self._task_groups(tasks, keyed):
@@ -305,5 +336,6 @@ class Claimer:
                     limit=room,
                     lease=self._lease,
                     tasks=names,
+                    start=start,
                 )
         return claimed

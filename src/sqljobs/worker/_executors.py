@@ -49,6 +49,8 @@ class ExecutorPool:
         self._on_store_error = on_store_error
         self._inbox: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
+        #: Executors waiting for a job right now.
+        self._waiting = 0
         self._started = 0
         #: Threads left in attempts the watchdog timed out (they end when their task returns).
         self.left_behind = 0
@@ -90,6 +92,13 @@ class ExecutorPool:
         """Queue a claimed job (it holds a slot) for the next free executor."""
         self._inbox.put(job)
 
+    def idle(self) -> int:
+        """Executors that would start a job handed over now: waiting ones, less the jobs
+        already in the inbox."""
+        with self._lock:
+            waiting = self._waiting
+        return max(waiting - self._inbox.qsize(), 0)
+
     def has_waiting(self) -> bool:
         """Claimed jobs wait for an executor."""
         return not self._inbox.empty()
@@ -121,7 +130,13 @@ class ExecutorPool:
 
     def _run(self) -> None:
         while True:
-            job = self._inbox.get()
+            with self._lock:
+                self._waiting += 1
+            try:
+                job = self._inbox.get()
+            finally:
+                with self._lock:
+                    self._waiting -= 1
             if job is None:
                 return
             if not self._execute(job):
@@ -155,7 +170,8 @@ class ExecutorPool:
     def _run_one(self, job: Job, entry: HeldJob | None) -> bool:
         """True if the completion was handed over to the completer."""
         try:
-            if entry is None or not self._runner.start(job):
+            # A job claimed for an idle executor had its start recorded by the claim.
+            if entry is None or not (job.started_at is not None or self._runner.start(job)):
                 return False  # given back (stale in prefetch), cancelled or rescued
             if entry.watch is not None and entry.watch.abandoned:
                 return False  # its start took longer than its timeout

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -39,6 +39,10 @@ class HeldJob:
         self.watch = AttemptWatch()
 
 
+#: Most ids :meth:`HeldJobs.leave_to_rescue` remembers (a long outage's worth).
+_MOST_LEFT = 10_000
+
+
 class HeldJobs:
     """The table of held jobs, by id.
 
@@ -48,6 +52,8 @@ class HeldJobs:
 
     def __init__(self, *, on_freed: Callable[[], None]) -> None:
         self._entries: dict[int, HeldJob] = {}
+        #: Jobs forgotten because their outcome could not be stored: rescue takes them.
+        self._left: deque[int] = deque(maxlen=_MOST_LEFT)
         self._lock = threading.Lock()
         self._emptied = threading.Condition(self._lock)
         self._on_freed = on_freed
@@ -79,6 +85,20 @@ class HeldJobs:
         """The job ran and only waits for its completion: it takes no more claim room."""
         with self._lock:
             entry.ran = True
+
+    def leave_to_rescue(self, jobs: Iterable[Job]) -> None:
+        """``jobs`` ran but their outcome could not be stored: forget them, and remember
+        that rescue is to take them (counting the attempt), not a give-back."""
+        with self._emptied:
+            for job in jobs:
+                self._entries.pop(job.id, None)
+                self._left.append(job.id)
+            self._emptied.notify_all()
+        self._on_freed()
+
+    def left_to_rescue(self) -> list[int]:
+        with self._lock:
+            return list(self._left)
 
     def forget(self, jobs: Iterable[Job]) -> None:
         with self._emptied:

@@ -433,6 +433,7 @@ class Worker:
         self._bus.emit(events.WORKER_IDLE, worker=self, reason=reason)
 
     def _store_failed(self, failed: list[Job], exc: StoreError) -> None:
+        self._held.leave_to_rescue(failed)
         log.error(
             "storing the outcome of job(s) %s failed (%s); they will be rescued when "
             "their lease expires",
