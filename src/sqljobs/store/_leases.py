@@ -49,6 +49,7 @@ class LeaseStore(InspectionStore):
                     .values(
                         state=JobState.AVAILABLE.value,
                         attempt=_jobs.c.attempt - 1,
+                        started_at=None,  # a claim for an idle executor may have set it
                         run_at=db_now(),
                         lease_owner=None,
                         lease_expires_at=None,

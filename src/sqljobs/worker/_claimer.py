@@ -173,10 +173,17 @@ class Claimer:
                 if self._give_back_due:
                     self._give_back_unheld()
                 claimed = self._claim(asked, start=idle > 0)
+            except OutcomeUnknown:
+                self._slots.release(free)
+                self._give_back_due = True
+                log.warning(
+                    "worker %s: the answer to a claim was lost (its connection dropped); the "
+                    "jobs it may have taken are given back before the next claim",
+                    self._worker_id,
+                )
+                continue
             except StoreError as exc:
                 self._slots.release(free)
-                if isinstance(exc, OutcomeUnknown):
-                    self._give_back_due = True
                 failures += 1
                 self._pause_after(exc, failures)
                 continue
