@@ -245,11 +245,14 @@ def render(results: list[Result], ctx: Context, *, chart_name: str) -> str:
     if ctx.cpu:
         out += [
             "",
-            "## Client CPU per job, by phase (one thread, `python -m bench.cpu`)",
+            "## Client CPU per job, by phase (`python -m bench.cpu`)",
             "",
-            "Each phase's statements, recorded from sqljobs, replayed on a raw DBAPI connection",
-            "give the driver's own cost for the same round trips; bookkeeping is what sqljobs",
-            "adds around the task's own work (enqueue + worker side - the job body).",
+            "First `drain()` in one thread: each phase's statements, recorded from sqljobs,",
+            "replayed on a raw DBAPI connection give the driver's own cost for the same round",
+            "trips; bookkeeping is what sqljobs adds around the task's own work (enqueue +",
+            "worker side - the job body). Then the `worker:` rows: a threaded worker",
+            "(concurrency 4, batched claims, prefetch) over N pre-enqueued W2 jobs, each phase",
+            "on its thread's CPU clock; the job body is in its run + complete.",
             "",
             *cpu_table([CpuRow(**row) for row in ctx.cpu]),
         ]
