@@ -16,6 +16,7 @@ from sqljobs import JobQueue, JobState, Retry
 from sqljobs.schema import jobs_table
 from sqljobs.store import _statements
 from sqljobs.store._precompiled import Precompiled
+from tests.conftest import Counter
 from tests.helpers import increment
 
 
@@ -119,3 +120,29 @@ def test_a_statement_with_expanding_parameters_is_refused_with_a_reason(jobs: Jo
     with pytest.raises(ValueError, match="expanding parameters"):
         with jobs.store.engine.connect() as conn:
             Precompiled(statement).execute(conn, {"p_ids": [1]})
+
+
+def test_an_enqueue_in_a_session_flushes_its_pending_orm_writes_first_unless_told_not_to(
+    jobs: JobQueue,
+) -> None:
+    """As ``Session.execute`` does (the precompiled enqueue on PostgreSQL keeps that), so that
+    the job's row and the request's rows go to the database in the order they were made."""
+
+    @jobs.task
+    def notify(counter_id: int) -> None:
+        pass
+
+    def counters_in_transaction(session: Session) -> int:
+        # Read through the connection: a Session query would autoflush by itself.
+        rows = session.connection().execute(select(Counter.id)).all()
+        return len(rows)
+
+    with Session(jobs.store.engine) as session:
+        session.add(Counter(id=41, n=0))
+        notify.enqueue(session, counter_id=41)
+        assert counters_in_transaction(session) == 1
+        with session.no_autoflush:
+            session.add(Counter(id=42, n=0))
+            notify.enqueue(session, counter_id=42)
+            assert counters_in_transaction(session) == 1
+        session.rollback()

@@ -119,7 +119,8 @@ class JobStore(FlowStore, GraphStore, BulkStore):
             params = {**_statements.notify_insert_params(rows[0]), "p_channel": NOTIFY_CHANNEL}
 
             def insert_notify(target: Session | Connection) -> list[int]:
-                return [int(target.execute(_statements.INSERT_AND_NOTIFY, params).scalar_one())]
+                inserted = _statements.PRECOMPILED_INSERT_AND_NOTIFY.execute(target, params)
+                return [int(inserted.scalar_one())]
 
             if executor is None:
                 return self.run(
@@ -299,13 +300,7 @@ class JobStore(FlowStore, GraphStore, BulkStore):
     def complete(self, executor: Session | Connection, job: Job, result: Any) -> bool:
         """Mark ``job`` completed inside the caller's transaction. False: the lease was lost."""
         completion, params = _completion(job, result)
-        if isinstance(executor, Session):
-            # What Session.execute would do first: the task's pending ORM writes go before.
-            executor.flush()
-            conn = executor.connection(bind_arguments={"clause": completion.statement})
-        else:
-            conn = executor
-        stored = completion.execute(conn, params).rowcount == 1
+        stored = completion.execute(executor, params).rowcount == 1
         if stored and job.graph_id is not None:
             self.settle(executor, [Finished(job.id, JobState.COMPLETED.value, result)])
         return stored

@@ -138,6 +138,7 @@ INSERT_AND_NOTIFY = select(
         case((_inserted.c.state == JobState.AVAILABLE.value, _inserted.c.queue), else_=""),
     ),
 ).select_from(_inserted)
+PRECOMPILED_INSERT_AND_NOTIFY = Precompiled(INSERT_AND_NOTIFY)
 
 
 def notify_insert_params(row: dict[str, Any]) -> dict[str, Any]:
