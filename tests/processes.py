@@ -51,6 +51,8 @@ class WorkerProcess:
             **os.environ,
             "SQLJOBS_TEST_DATABASE_URL": db_url,
             "PYTHONPATH": str(ROOT),
+            # A crash (a signal other than the tests' own) prints every thread's stack.
+            "PYTHONFAULTHANDLER": "1",
             **(env or {}),
         }
         command = [sys.executable, "-m", "sqljobs", "worker", *([app] if app else []), *args]

@@ -43,6 +43,8 @@ class Server:
             "PYTHONPATH": str(ROOT),
             "RECORDS_FAILURE_RATE": "0",
             "SQLJOBS_POLL_INTERVAL": "0.1",
+            # A crash (a signal) prints every thread's Python stack into the server's log.
+            "PYTHONFAULTHANDLER": "1",
             **env,
         }
         self.proc = subprocess.Popen(
