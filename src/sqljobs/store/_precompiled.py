@@ -14,6 +14,7 @@ Only statements without expanding (``IN``) or literal-execute parameters qualify
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -56,7 +57,10 @@ class Precompiled:
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._by_dialect: dict[int, tuple[Dialect, _Compiled]] = {}
+        #: Weak: a disposed engine's dialect (tests make thousands) takes its SQL with it.
+        self._by_dialect: weakref.WeakKeyDictionary[Dialect, _Compiled] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def execute(
         self, executor: Session | Connection, params: Mapping[str, Any]
@@ -74,10 +78,7 @@ class Precompiled:
         return conn.exec_driver_sql(compiled.sql, compiled.parameters(params))
 
     def _for(self, dialect: Dialect) -> _Compiled:
-        found = self._by_dialect.get(id(dialect))
-        if found is not None and found[0] is dialect:
-            return found[1]
-        compiled = _Compiled(self.statement, dialect)
-        # The dialect is kept with its entry, so a recycled id never reads another's SQL.
-        self._by_dialect[id(dialect)] = (dialect, compiled)
+        compiled = self._by_dialect.get(dialect)
+        if compiled is None:
+            compiled = self._by_dialect[dialect] = _Compiled(self.statement, dialect)
         return compiled
