@@ -34,8 +34,10 @@ class _Compiled:
         self.compiled = compiled
         self.sql = compiled.string
         self.positions = list(compiled.positiontup or []) if compiled.positional else None
+        # By the names the SQL renders, the keys construct_params() returns (``binds`` also
+        # holds anonymous parameters under their unrendered keys).
         processors: dict[str, Callable[[Any], Any]] = {}
-        for name, bind in compiled.binds.items():
+        for bind, name in compiled.bind_names.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 processors[name] = processor
@@ -44,8 +46,7 @@ class _Compiled:
     def parameters(self, params: Mapping[str, Any]) -> Any:
         values = self.compiled.construct_params(dict(params))
         for name, processor in self.processors.items():
-            if name in values:
-                values[name] = processor(values[name])
+            values[name] = processor(values[name])
         if self.positions is None:
             return values
         return tuple(values[name] for name in self.positions)
