@@ -23,7 +23,7 @@ import argparse
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,27 +116,37 @@ def replay(engine: Engine, steps: list[Step], n: int) -> float:
 
 
 @contextmanager
-def time_by_store_call(
-    clock: Callable[[], float] = time.process_time,
+def timed_method(
+    owner: type, name: str, clock: Callable[[], float], key: Callable[[dict[str, Any]], str]
 ) -> Iterator[dict[str, list[float]]]:
-    """Time spent in each kind of job-store call (``what``: claim, complete, enqueue, ...),
-    on ``clock`` (client CPU by default; ``time.perf_counter`` for wall time), one entry
-    per call. Wraps ``StoreBase.run``, which every store transaction goes through."""
+    """Time every call of ``owner.name`` on ``clock`` while inside the block, one entry per
+    call under ``key(its keyword arguments)``."""
     spent: dict[str, list[float]] = defaultdict(list)
-    original = store_base.StoreBase.run
+    original = getattr(owner, name)
 
-    def timed(self: Any, work: Callable[[Any], Any], *, what: str = "other", **kw: Any) -> Any:
+    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
         start = clock()
         try:
-            return original(self, work, what=what, **kw)
+            return original(self, *args, **kwargs)
         finally:
-            spent[what].append(clock() - start)
+            spent[key(kwargs)].append(clock() - start)
 
-    store_base.StoreBase.run = timed  # type: ignore[method-assign]
+    setattr(owner, name, timed)
     try:
         yield spent
     finally:
-        store_base.StoreBase.run = original  # type: ignore[method-assign]
+        setattr(owner, name, original)
+
+
+def time_by_store_call(
+    clock: Callable[[], float] = time.process_time,
+) -> AbstractContextManager[dict[str, list[float]]]:
+    """Time spent in each kind of job-store call (``what``: claim, complete, enqueue, ...),
+    on ``clock`` (client CPU by default; ``time.perf_counter`` for wall time), one entry
+    per call. Wraps ``StoreBase.run``, which every store transaction goes through."""
+    return timed_method(
+        store_base.StoreBase, "run", clock, lambda kwargs: kwargs.get("what", "other")
+    )
 
 
 def one_job_of_drain(steps: list[Step]) -> list[Step]:
@@ -256,36 +266,25 @@ def measure_worker(database: str, n: int) -> list[CpuRow]:
     )
     engine: Engine = jobs.store.engine
     worker = jobs.worker(concurrency=WORKER_CONCURRENCY)
-    executed: list[float] = []
-    original = executor_module.Executor.execute
-
-    def timed_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        start = time.thread_time()
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            executed.append(time.thread_time() - start)
-
-    executor_module.Executor.execute = timed_execute  # type: ignore[method-assign]
-    try:
-        with time_by_store_call(time.thread_time) as calls:
-            process_start, main_start = time.process_time(), time.thread_time()
-            worker.start()
-            while True:
-                with engine.connect() as conn:
-                    done = conn.execute(text("SELECT SUM(n) FROM counters")).scalar() or 0
-                if done >= n:
-                    break
-                time.sleep(0.02)  # polling the result from the main thread (not counted)
-            worker_cpu = (time.process_time() - process_start) - (time.thread_time() - main_start)
-            worker.stop()
-    finally:
-        executor_module.Executor.execute = original  # type: ignore[method-assign]
+    run_and_complete = timed_method(
+        executor_module.Executor, "execute", time.thread_time, lambda kwargs: "execute"
+    )
+    with time_by_store_call(time.thread_time) as calls, run_and_complete as executed:
+        process_start, main_start = time.process_time(), time.thread_time()
+        worker.start()
+        while True:
+            with engine.connect() as conn:
+                done = conn.execute(text("SELECT SUM(n) FROM counters")).scalar() or 0
+            if done >= n:
+                break
+            time.sleep(0.02)  # polling the result from the main thread (not counted)
+        worker_cpu = (time.process_time() - process_start) - (time.thread_time() - main_start)
+        worker.stop()
     spent = {what: sum(times) for what, times in calls.items()}
     phases = {
         "worker: claim (batched, prefetched)": spent.pop("claim", 0.0),
         "worker: start": spent.pop("start", 0.0),
-        "worker: run + complete (job session)": sum(executed),
+        "worker: run + complete (job session)": sum(executed["execute"]),
     }
     phases["worker: other store calls (stage, heartbeat, settings)"] = sum(spent.values())
     phases["worker: threads' own work (hand-over, slots, held jobs)"] = worker_cpu - sum(
